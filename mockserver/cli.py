@@ -1,0 +1,130 @@
+"""The `jimeng-mock` command."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvicorn
+
+from mockserver.app import create_app
+from mockserver.config import DEFAULT_CREATED, DEFAULT_MAX_BODY, DEFAULT_SECRET, MockConfig
+from mockserver.errors import ConfigError
+from mockserver.server import base_url, bind_socket
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def _created(value: str) -> int | str:
+    if value == "now":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a Unix timestamp or 'now', not {value!r}"
+        ) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jimeng-mock",
+        description="A deterministic stand-in for the Jimeng image-generation API.",
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    add(
+        "--port",
+        type=int,
+        default=8000,
+        help="port to bind; 0 picks a free one (default: %(default)s)",
+    )
+    add(
+        "--api-key",
+        dest="api_keys",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="accept only this Bearer key (repeatable); without it any non-empty key is accepted",
+    )
+    add(
+        "--created",
+        type=_created,
+        default=DEFAULT_CREATED,
+        metavar="EPOCH|now",
+        help="the 'created' timestamp of every answer (default: %(default)s); 'now' for the clock",
+    )
+    add(
+        "--public-url",
+        metavar="URL",
+        help="base of returned image URLs (default: the request's host)",
+    )
+    add(
+        "--strict",
+        action="store_true",
+        help="reject request fields the API document does not define",
+    )
+    add(
+        "--sizes", type=Path, metavar="FILE", help="size table to use instead of schemas/sizes.json"
+    )
+    add(
+        "--errors", type=Path, metavar="FILE", help="error catalogue instead of schemas/errors.json"
+    )
+    add(
+        "--secret",
+        default=DEFAULT_SECRET,
+        help="key that signs image URLs; URLs stay valid across restarts with the same one",
+    )
+    add(
+        "--max-body",
+        type=int,
+        default=DEFAULT_MAX_BODY,
+        metavar="BYTES",
+        help="largest request body accepted (default: %(default)s)",
+    )
+    add("--log-level", choices=LOG_LEVELS, default="info", help="(default: %(default)s)")
+    return parser
+
+
+class _Server(uvicorn.Server):
+    ready_line = ""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            print(self.ready_line, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = MockConfig(
+            api_keys=args.api_keys,
+            created=args.created,
+            public_url=args.public_url,
+            strict=args.strict,
+            sizes=args.sizes,
+            errors=args.errors,
+            secret=args.secret,
+            max_body=args.max_body,
+        )
+        app = create_app(config)
+    except ConfigError as exc:
+        print(f"jimeng-mock: {exc}", file=sys.stderr)
+        return 2
+    try:
+        sock = bind_socket(args.host, args.port)
+    except OSError as exc:
+        print(
+            f"jimeng-mock: cannot listen on {args.host}:{args.port}: {exc.strerror}",
+            file=sys.stderr,
+        )
+        return 1
+    port = sock.getsockname()[1]
+    server = _Server(uvicorn.Config(app, log_level=args.log_level, lifespan="off"))
+    server.ready_line = f"jimeng-mock listening on {base_url(args.host, port)}"
+    server.run(sockets=[sock])
+    return 0

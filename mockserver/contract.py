@@ -1,0 +1,224 @@
+"""The request contract: JSON Schema validation, and each schema error turned into an API error."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator, ValidationError, validators
+from jsonschema.exceptions import SchemaError
+
+from mockserver.errors import ApiError, ConfigError
+from mockserver.sizes import SizeTable
+
+REQUEST_SCHEMA = "images-generations.request.json"
+
+
+def _ecma_anchors(pattern: str) -> str:
+    # JSON Schema patterns are ECMA-262, where `$` is the very end of the text; Python's `$` also
+    # matches before a final newline, which would let "1024*1024\n" through.
+    out: list[str] = []
+    escaped = in_class = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "$" and not in_class:
+            out.append(r"\Z")
+            continue
+        out.append(char)
+    return "".join(out)
+
+
+@functools.cache
+def _compile(pattern: str) -> re.Pattern[str]:
+    return re.compile(_ecma_anchors(pattern))
+
+
+def _pattern(
+    validator: Any, pattern: str, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not _compile(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# JSON Schema counts 2.0 as an integer; the mock does not, as a typed upstream would not.
+_TYPES = Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+)
+RequestValidator = validators.extend(  # type: ignore[no-untyped-call]
+    Draft202012Validator, validators={"pattern": _pattern}, type_checker=_TYPES
+)
+
+_JSON_TYPES = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "an array",
+    dict: "an object",
+    type(None): "null",
+}
+_ARTICLES = {"integer": "an integer", "array": "an array", "object": "an object"}
+
+
+def _json_type(value: object) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _show(value: object, limit: int = 60) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def param_path(path: Sequence[str | int]) -> str | None:
+    """`image[2]`, `model`: the form OpenAI puts in `param`."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text or None
+
+
+@dataclass(frozen=True)
+class Generation:
+    """A request that passed the contract, with its pixel size resolved."""
+
+    model: str
+    prompt: str
+    n: int
+    width: int
+    height: int
+    images: tuple[str, ...]
+    response_format: str
+
+    @functools.cached_property
+    def seed(self) -> str:
+        # n and response_format are left out: image k is the same whether 1 or 4 were asked for.
+        key = [self.model, self.prompt, self.width, self.height, list(self.images)]
+        return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
+
+
+class RequestContract:
+    """Validates request bodies against schemas/images-generations.request.json.
+
+    The accepted ratios and resolutions are the size table's, so a replaced table
+    (--sizes) is the one place that says which exist.
+    """
+
+    def __init__(self, document: Mapping[str, Any], sizes: SizeTable, *, strict: bool) -> None:
+        schema: dict[str, Any] = copy.deepcopy(dict(document))
+        properties: dict[str, Any] = schema["properties"]
+        properties["ratio"]["enum"] = list(sizes.ratios)
+        properties["resolution"]["enum"] = list(sizes.resolutions)
+        if strict:
+            schema["additionalProperties"] = False
+        try:
+            RequestValidator.check_schema(schema)
+        except SchemaError as exc:
+            raise ConfigError(f"request schema is not valid JSON Schema: {exc}") from exc
+        self.schema = schema
+        self.sizes = sizes
+        self.models: tuple[str, ...] = tuple(properties["model"]["enum"])
+        self.max_images_total: int = schema["x-max-images-total"]
+        self._validator = RequestValidator(schema)
+        self._field_order = {name: i for i, name in enumerate(properties)}
+
+    @classmethod
+    def from_dir(cls, directory: Path, sizes: SizeTable, *, strict: bool) -> RequestContract:
+        schema = json.loads((directory / REQUEST_SCHEMA).read_text(encoding="utf-8"))
+        return cls(schema, sizes, strict=strict)
+
+    def validate(self, body: Mapping[str, Any]) -> Generation:
+        errors = list(self._validator.iter_errors(body))
+        if errors:
+            raise self._api_error(min(errors, key=self._rank))
+        n: int = body["n"]
+        images: list[str] = body.get("image", [])
+        if len(images) + n > self.max_images_total:
+            raise ApiError(
+                "invalid_value",
+                param="n",
+                detail=f"{n} images plus {len(images)} reference images is "
+                f"{n + len(images)}; together they must be at most {self.max_images_total}",
+            )
+        width, height = self.sizes.resolve(body)
+        return Generation(
+            model=body["model"],
+            prompt=body["prompt"],
+            n=n,
+            width=width,
+            height=height,
+            images=tuple(images),
+            response_format=body.get("response_format", "url"),
+        )
+
+    def _rank(self, error: ValidationError) -> tuple[int, int, int]:
+        # One error is reported: a missing field first, then an unknown one, then the first
+        # field in the schema's order, so the same body always names the same field.
+        kind = {"required": 0, "additionalProperties": 1}.get(str(error.validator), 2)
+        path = list(error.absolute_path)
+        field = self._field_order.get(str(path[0]), len(self._field_order)) if path else -1
+        return kind, field, len(path)
+
+    def _api_error(self, error: ValidationError) -> ApiError:
+        path = list(error.absolute_path)
+        keyword = str(error.validator)
+        instance: Any = error.instance
+        expected: Any = error.validator_value
+
+        if keyword == "required":
+            missing = next(name for name in expected if name not in instance)
+            return ApiError("missing_required_parameter", param=param_path([*path, missing]))
+        if keyword == "additionalProperties":
+            known = self.schema["properties"]
+            extra = next(name for name in instance if name not in known)
+            return ApiError(
+                "unknown_parameter", param=param_path([*path, extra]), known=", ".join(known)
+            )
+
+        param = param_path(path)
+        schema: Any = error.schema
+        override = schema.get("x-error-code", {}).get(keyword) if isinstance(schema, dict) else None
+        if override == "model_not_found":
+            return ApiError(override, param=param, model=instance, available=", ".join(expected))
+        if override:
+            return ApiError(override, param=param)
+        return ApiError("invalid_value", param=param, detail=self._describe(error))
+
+    @staticmethod
+    def _describe(error: ValidationError) -> str:
+        keyword = str(error.validator)
+        instance: Any = error.instance
+        expected: Any = error.validator_value
+        schema: Any = error.schema
+        hint = schema.get("x-hint") if isinstance(schema, dict) else None
+        if keyword == "type":
+            wanted = _ARTICLES.get(expected, f"a {expected}")
+            return f"expected {wanted}, got {_json_type(instance)} ({_show(instance)})"
+        if keyword == "enum":
+            return f"{_show(instance)} is not one of {', '.join(map(str, expected))}"
+        if keyword == "minimum":
+            return f"{instance} is below the minimum of {expected}"
+        if keyword == "maximum":
+            return f"{instance} is above the maximum of {expected}"
+        if keyword == "minLength":
+            return "must not be empty" if expected == 1 else f"shorter than {expected} characters"
+        if keyword == "maxLength":
+            return f"{len(instance):,} characters is longer than the maximum of {expected:,}"
+        if keyword == "maxItems":
+            return f"{len(instance):,} items is more than the maximum of {expected}"
+        if keyword in ("pattern", "not") and hint:
+            return f"{_show(instance)}; {hint}"
+        return str(error.message)

@@ -1,0 +1,129 @@
+"""`MockServer`: the mock on a real socket, in a background thread of the current process."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+from mockserver.app import create_app
+from mockserver.config import MockConfig
+
+DEFAULT_API_KEY = "sk-jimeng-mock"
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening socket, so the port is known (port 0 picks a free one) before serving."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def base_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class MockServer:
+    """The mock served on `host`:`port` (0: a free port) from a daemon thread.
+
+    Use it as a context manager; `.url`, `.api_base` (what the openai SDK's `base_url`
+    wants) and `.api_key` say how to reach it. Options are `MockConfig`'s fields.
+    """
+
+    def __init__(
+        self,
+        config: MockConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        log_level: str = "warning",
+        **options: Any,
+    ) -> None:
+        if config is not None and options:
+            raise TypeError("pass either a MockConfig or keyword options, not both")
+        self.config = config or MockConfig(**options)
+        self.app = create_app(self.config)
+        self.host = host
+        self._port = port
+        self._log_level = log_level
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return base_url(self.host, self._port)
+
+    @property
+    def api_base(self) -> str:
+        return self.url + "/v1"
+
+    @property
+    def api_key(self) -> str:
+        return self.config.api_keys[0] if self.config.api_keys else DEFAULT_API_KEY
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, timeout: float = 10.0) -> MockServer:
+        if self.running:
+            raise RuntimeError(f"the mock is already running at {self.url}")
+        sock = bind_socket(self.host, self._port)
+        self._port = sock.getsockname()[1]
+        server = uvicorn.Server(
+            uvicorn.Config(self.app, log_config=None, log_level=self._log_level, lifespan="off")
+        )
+        thread = threading.Thread(
+            target=server.run,
+            kwargs={"sockets": [sock]},
+            name=f"jimeng-mock:{self._port}",
+            daemon=True,
+        )
+        self._server, self._thread = server, thread
+        thread.start()
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                server.should_exit = True
+                sock.close()
+                raise RuntimeError(f"the mock did not start on {self.url}")
+            time.sleep(0.005)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._server is None or self._thread is None:
+            return
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        self._server = self._thread = None
+
+    def __enter__(self) -> MockServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<MockServer {self.url} {state}>"
