@@ -1,0 +1,50 @@
+"""pytest fixtures: `jimeng_mock`, a running mock, and `jimeng_mock_config`, its options."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from mockserver.config import MockConfig
+from mockserver.server import MockServer
+
+
+class MockServerPool:
+    """One running server per distinct configuration, for the whole test session."""
+
+    def __init__(self) -> None:
+        self._servers: dict[MockConfig, MockServer] = {}
+
+    def get(self, config: MockConfig) -> MockServer:
+        server = self._servers.get(config)
+        if server is None or not server.running:
+            server = self._servers[config] = MockServer(config).start()
+        return server
+
+    def close(self) -> None:
+        for server in self._servers.values():
+            server.stop()
+        self._servers.clear()
+
+
+@pytest.fixture
+def jimeng_mock_config() -> dict[str, Any]:
+    """Options for `jimeng_mock` (`MockConfig` fields). Override it to change them."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def jimeng_mock_pool() -> Iterator[MockServerPool]:
+    pool = MockServerPool()
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def jimeng_mock(
+    jimeng_mock_pool: MockServerPool, jimeng_mock_config: dict[str, Any]
+) -> MockServer:
+    """A running mock: `.api_base` and `.api_key` are what an openai client needs."""
+    return jimeng_mock_pool.get(MockConfig(**jimeng_mock_config))
