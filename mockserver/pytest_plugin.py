@@ -43,8 +43,6 @@ def jimeng_mock_pool() -> Iterator[MockServerPool]:
 
 
 @pytest.fixture
-def jimeng_mock(
-    jimeng_mock_pool: MockServerPool, jimeng_mock_config: dict[str, Any]
-) -> MockServer:
+def jimeng_mock(jimeng_mock_pool: MockServerPool, jimeng_mock_config: dict[str, Any]) -> MockServer:
     """A running mock: `.api_base` and `.api_key` are what an openai client needs."""
     return jimeng_mock_pool.get(MockConfig(**jimeng_mock_config))

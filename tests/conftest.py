@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+from PIL import Image
+
+from mockserver import MockServer
+
+
+@pytest.fixture
+def client(jimeng_mock: MockServer) -> Iterator[openai.OpenAI]:
+    """An openai SDK client pointed at the mock, with retries off so each call is one request."""
+    with openai.OpenAI(
+        base_url=jimeng_mock.api_base, api_key=jimeng_mock.api_key, max_retries=0
+    ) as sdk:
+        yield sdk
+
+
+def fetch_png(url: str) -> tuple[bytes, tuple[int, int]]:
+    """GET an image URL as a browser would (no Authorization) and open it with Pillow."""
+    response = httpx.get(url)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    with Image.open(io.BytesIO(response.content)) as image:
+        assert image.format == "PNG"
+        return response.content, image.size

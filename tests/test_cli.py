@@ -1,0 +1,182 @@
+"""The command line as CI scripts use it: start, wait for the ready line, serve, stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import fetch_png
+
+COMMAND = [sys.executable, "-m", "mockserver"]
+SCRIPT = [str(Path(sys.executable).with_name("jimeng-mock"))]
+READY = "jimeng-mock listening on "
+
+
+@contextmanager
+def running(*args: str, command: list[str] = COMMAND) -> Iterator[str]:
+    """Start the command, wait for its ready line, yield its URL, stop it with SIGTERM.
+
+    uvicorn shuts down gracefully and then re-raises the signal, so the exit is -SIGTERM.
+    """
+    process = subprocess.Popen(
+        [*command, "--port", "0", "--log-level", "warning", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            if not selector.select(timeout=15):
+                pytest.fail("no ready line within 15 s")
+        line = process.stdout.readline()
+        assert line.startswith(READY), line + (process.stderr.read() if process.stderr else "")
+        yield line.removeprefix(READY).strip()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            assert process.wait(timeout=15) in (0, -signal.SIGTERM)
+        finally:
+            process.kill()
+            for stream in (process.stdout, process.stderr):
+                if stream:
+                    stream.close()
+
+
+def post(url: str, body: dict[str, object], key: str = "sk-test") -> httpx.Response:
+    return httpx.post(
+        url + "/v1/images/generations", json=body, headers={"Authorization": f"Bearer {key}"}
+    )
+
+
+BODY = {"model": "jimeng-4.5", "prompt": "城市夜景", "n": 2, "ratio": "4:3", "resolution": "1k"}
+
+
+def test_ready_line_then_serves_health_and_generations() -> None:
+    with running() as url:
+        assert url.startswith("http://127.0.0.1:")
+        assert httpx.get(url + "/healthz").json() == {"status": "ok"}
+        response = post(url, BODY)
+        assert response.status_code == 200
+        assert [fetch_png(item["url"])[1] for item in response.json()["data"]] == [(1024, 768)] * 2
+
+
+def test_console_script_is_installed() -> None:
+    with running(command=SCRIPT) as url:
+        assert httpx.get(url + "/healthz").status_code == 200
+
+
+def test_same_request_after_a_restart_gives_identical_bytes() -> None:
+    answers = []
+    for _ in range(2):
+        with running("--public-url", "http://mock.invalid") as url:
+            response = post(url, BODY)
+            local = [i["url"].replace("http://mock.invalid", url) for i in response.json()["data"]]
+            answers.append((response.content, [fetch_png(u)[0] for u in local]))
+
+    assert answers[0] == answers[1]
+
+
+def test_api_keys_and_created_options() -> None:
+    with running("--api-key", "sk-one", "--api-key", "sk-two", "--created", "7") as url:
+        assert post(url, BODY, key="sk-two").json()["created"] == 7
+        refused = post(url, BODY, key="sk-three")
+        assert refused.status_code == 401
+        assert refused.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_strict_option() -> None:
+    with running("--strict") as url:
+        response = post(url, {**BODY, "aspect_ratio": "4:3"})
+        assert response.json()["error"]["param"] == "aspect_ratio"
+
+
+def test_sizes_option_replaces_the_table(tmp_path: Path) -> None:
+    table = {
+        "defaults": {"ratio": "5:4", "resolution": "hd"},
+        "explicit_size_bounds": {"min_pixels": 1, "max_pixels": 4000000, "max_aspect_ratio": 4},
+        "table": {"5:4": {"hd": [1250, 1000]}},
+    }
+    path = tmp_path / "sizes.json"
+    path.write_text(json.dumps(table))
+
+    with running("--sizes", str(path)) as url:
+        default = post(url, {"model": "jimeng-4.0", "prompt": "p", "n": 1})
+        old_ratio = post(url, {"model": "jimeng-4.0", "prompt": "p", "n": 1, "ratio": "1:1"})
+
+    assert default.status_code == 200
+    assert "/1250x1000/" in default.json()["data"][0]["url"]
+    assert old_ratio.json()["error"]["param"] == "ratio"
+    assert "5:4" in old_ratio.json()["error"]["message"]
+
+
+def run_to_exit(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*COMMAND, *args], capture_output=True, text=True, timeout=30, env={**os.environ}
+    )
+
+
+def test_port_in_use_is_one_line_and_a_nonzero_exit() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_to_exit("--port", str(port))
+
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("{not json", "sizes.json"),
+        ('{"defaults": {"ratio": "1:1", "resolution": "2k"}, "table": {}}', "explicit_size_bounds"),
+        (
+            '{"defaults": {"ratio": "9:9", "resolution": "2k"},'
+            ' "explicit_size_bounds": {"min_pixels": 1, "max_pixels": 9, "max_aspect_ratio": 2},'
+            ' "table": {"1:1": {"2k": [2048, 2048]}}}',
+            "9:9 at 2k is not in the size table",
+        ),
+    ],
+)
+def test_a_bad_sizes_file_is_one_line_naming_the_problem(
+    tmp_path: Path, content: str, expected: str
+) -> None:
+    path = tmp_path / "sizes.json"
+    path.write_text(content)
+
+    result = run_to_exit("--sizes", str(path), "--port", "0")
+
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_option_values_are_refused_before_starting() -> None:
+    for args, expected in [
+        (["--created", "yesterday"], "expected a Unix timestamp or 'now'"),
+        (["--public-url", "ftp://x"], "must be http(s)://"),
+        (["--api-key", ""], "non-empty string"),
+        (["--max-body", "10"], "at least 1024 bytes"),
+    ]:
+        result = run_to_exit(*args, "--port", "0")
+        assert result.returncode == 2, args
+        assert expected in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr

@@ -1,0 +1,86 @@
+"""The data files in schemas/: valid, in agreement with each other, and checked at start-up."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from mockserver import ConfigError, MockConfig, create_app
+from mockserver.errors import REQUIRED_CODES
+
+SCHEMAS = Path(__file__).parent.parent / "schemas"
+
+
+def load(name: str) -> Any:
+    return json.loads((SCHEMAS / name).read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("path", sorted(SCHEMAS.glob("*.json")), ids=lambda p: p.name)
+def test_every_schema_is_valid_draft_2020_12(path: Path) -> None:
+    document = json.loads(path.read_text(encoding="utf-8"))
+    if "$schema" in document:
+        Draft202012Validator.check_schema(document)
+
+
+def test_the_shipped_size_table_matches_its_schema_and_the_request_schema() -> None:
+    table, request = load("sizes.json"), load("images-generations.request.json")
+
+    Draft202012Validator(load("sizes.schema.json")).validate(table)
+    resolutions = list(dict.fromkeys(r for row in table["table"].values() for r in row))
+    assert request["properties"]["ratio"]["enum"] == list(table["table"])
+    assert request["properties"]["resolution"]["enum"] == resolutions
+
+
+def test_the_catalogue_has_every_code_the_mock_raises() -> None:
+    catalogue = load("errors.json")["errors"]
+
+    assert set(catalogue) == REQUIRED_CODES
+    for code, entry in catalogue.items():
+        assert 400 <= entry["status"] <= 599, code
+        assert entry["message"], code
+        assert entry["when"], code
+
+
+def test_a_catalogue_without_a_code_is_refused(tmp_path: Path) -> None:
+    catalogue = load("errors.json")
+    del catalogue["errors"]["invalid_json"]
+    path = tmp_path / "errors.json"
+    path.write_text(json.dumps(catalogue))
+
+    with pytest.raises(ConfigError, match="lacks the codes invalid_json"):
+        create_app(errors=path)
+
+
+def test_a_missing_sizes_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no-such\.json"):
+        create_app(sizes=tmp_path / "no-such.json")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"created": -1}, "Unix timestamp"),
+        ({"created": True}, "Unix timestamp"),
+        ({"created": "tomorrow"}, "Unix timestamp"),
+        ({"public_url": "mock.example"}, "http"),
+        ({"public_url": "http://mock.example/?a=1"}, "http"),
+        ({"api_keys": ["ok", "has space"]}, "without spaces"),
+        ({"secret": ""}, "secret"),
+        ({"max_body": 10}, "at least 1024"),
+    ],
+)
+def test_bad_settings_are_refused(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        MockConfig(**options)
+
+
+def test_settings_are_normalised_once() -> None:
+    config = MockConfig(api_keys="sk-one", public_url="http://proxy/mock/")  # type: ignore[arg-type]
+
+    assert config.api_keys == ("sk-one",)
+    assert config.public_url == "http://proxy/mock"
+    assert hash(config) == hash(MockConfig(api_keys=["sk-one"], public_url="http://proxy/mock"))
