@@ -84,3 +84,15 @@ def test_settings_are_normalised_once() -> None:
     assert config.api_keys == ("sk-one",)
     assert config.public_url == "http://proxy/mock"
     assert hash(config) == hash(MockConfig(api_keys=["sk-one"], public_url="http://proxy/mock"))
+
+
+def test_the_readme_documents_every_error_code_and_the_size_table() -> None:
+    readme = (SCHEMAS.parent / "README.md").read_text(encoding="utf-8")
+    catalogue = load("errors.json")["errors"]
+    table = load("sizes.json")["table"]
+
+    for code, entry in catalogue.items():
+        assert f"| {entry['status']} | `{code}` |" in readme, code
+    for ratio, row in table.items():
+        cells = " | ".join(f"{w}x{h}" for w, h in row.values())
+        assert f"| {ratio} | {cells} |" in readme, ratio
