@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 from starlette.applications import Starlette
@@ -20,6 +21,7 @@ from mockserver.images import ImageSigner, ImageSpec, render_spec
 from mockserver.sizes import SizeTable
 
 OWNER = "jimeng"
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
@@ -65,9 +67,17 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
             chunks.append(chunk)
 
         try:
-            body = json.loads(b"".join(chunks).decode("utf-8"), parse_constant=_reject_constant)
+            text = b"".join(chunks).decode("utf-8")
+            body = json.loads(text, parse_constant=_reject_constant)
+            if _SURROGATE_ESCAPE.search(text):
+                # "\ud800" alone parses, but is no character: it could not be answered in UTF-8.
+                json.dumps(body, ensure_ascii=False).encode("utf-8")
         except UnicodeDecodeError as exc:
             raise ApiError("invalid_json", detail=f"it is not UTF-8 ({exc.reason})") from None
+        except UnicodeEncodeError:
+            raise ApiError(
+                "invalid_json", detail="it has an unpaired surrogate escape (\\ud800 to \\udfff)"
+            ) from None
         except RecursionError:
             raise ApiError("invalid_json", detail="it is nested too deeply") from None
         except ValueError as exc:

@@ -79,7 +79,10 @@ def _json_type(value: object) -> str:
 
 
 def _show(value: object, limit: int = 60) -> str:
-    text = json.dumps(value, ensure_ascii=False)
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except RecursionError:
+        text = "[[[..." if isinstance(value, list) else "{..."
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
