@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mockserver.config import MockConfig, data_dir
-from mockserver.contract import Generation, RequestContract
+from mockserver.contract import Generation, RequestContract, json_type
 from mockserver.errors import ApiError, ErrorCatalogue
 from mockserver.images import ImageSigner, ImageSpec, render_spec
 from mockserver.sizes import SizeTable
@@ -83,8 +83,9 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
         except ValueError as exc:
             raise ApiError("invalid_json", detail=str(exc)) from None
         if not isinstance(body, dict):
-            kind = type(body).__name__.replace("list", "array").replace("dict", "object")
-            raise ApiError("invalid_json", detail=f"expected an object at the top, got {kind}")
+            raise ApiError(
+                "invalid_json", detail=f"expected an object at the top, got {json_type(body)}"
+            )
         return body
 
     def image_entry(request: Request, generation: Generation, spec: ImageSpec) -> dict[str, str]:
@@ -151,10 +152,11 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
         assert isinstance(exc, HTTPException)
         method, path = request.method, request.url.path
         if exc.status_code == 405:
-            allowed = (exc.headers or {}).get("Allow", "")
+            # Starlette keeps a route's methods in a set: sort them so the answer is stable.
+            allowed = ", ".join(sorted((exc.headers or {}).get("Allow", "").split(", ")))
             error = ApiError(
                 "method_not_allowed",
-                headers=exc.headers,
+                headers={"Allow": allowed},
                 method=method,
                 path=path,
                 allowed=allowed,
@@ -169,7 +171,7 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
     routes = [
         Route("/v1/images/generations", generate_images, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
-        Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
+        Route("/v1/models/{model}", retrieve_model, methods=["GET"]),
         Route("/images/{model}/{size}/{name}", get_image, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]
@@ -181,6 +183,8 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
             Exception: on_server_error,
         },
     )
+    # A slash too many is an unknown URL, as on the real service, not a redirect.
+    app.router.redirect_slashes = False
     app.state.config = config
     app.state.contract = contract
     app.state.signer = signer

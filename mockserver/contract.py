@@ -74,7 +74,8 @@ _JSON_TYPES = {
 _ARTICLES = {"integer": "an integer", "array": "an array", "object": "an object"}
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
+    """'an integer', 'an array': how a JSON value's type is named in messages."""
     return _JSON_TYPES.get(type(value), type(value).__name__)
 
 
@@ -133,6 +134,7 @@ class RequestContract:
             raise ConfigError(f"request schema is not valid JSON Schema: {exc}") from exc
         self.schema = schema
         self.sizes = sizes
+        self.optional = frozenset(properties) - frozenset(schema["required"])
         self.models: tuple[str, ...] = tuple(properties["model"]["enum"])
         self.max_images_total: int = schema["x-max-images-total"]
         self._validator = RequestValidator(schema)
@@ -143,7 +145,8 @@ class RequestContract:
         schema = json.loads((directory / REQUEST_SCHEMA).read_text(encoding="utf-8"))
         return cls(schema, sizes, strict=strict)
 
-    def validate(self, body: Mapping[str, Any]) -> Generation:
+    def validate(self, request: Mapping[str, Any]) -> Generation:
+        body = {k: v for k, v in request.items() if v is not None or k not in self.optional}
         errors = list(self._validator.iter_errors(body))
         if errors:
             raise self._api_error(min(errors, key=self._rank))
@@ -209,7 +212,7 @@ class RequestContract:
         hint = schema.get("x-hint") if isinstance(schema, dict) else None
         if keyword == "type":
             wanted = _ARTICLES.get(expected, f"a {expected}")
-            return f"expected {wanted}, got {_json_type(instance)} ({_show(instance)})"
+            return f"expected {wanted}, got {json_type(instance)} ({_show(instance)})"
         if keyword == "enum":
             return f"{_show(instance)} is not one of {', '.join(map(str, expected))}"
         if keyword == "minimum":
