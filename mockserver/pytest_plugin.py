@@ -1,14 +1,19 @@
-"""pytest fixtures: `jimeng_mock`, a running mock, and `jimeng_mock_config`, its options."""
+"""pytest fixtures: `jimeng_mock`, a running mock, and `jimeng_mock_config`, its options.
+
+pytest loads this module in every run of a project that has the package installed, so the
+server and its dependencies are imported only when a test asks for the fixture.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from mockserver.config import MockConfig
-from mockserver.server import MockServer
+if TYPE_CHECKING:
+    from mockserver.config import MockConfig
+    from mockserver.server import MockServer
 
 
 class MockServerPool:
@@ -17,7 +22,11 @@ class MockServerPool:
     def __init__(self) -> None:
         self._servers: dict[MockConfig, MockServer] = {}
 
-    def get(self, config: MockConfig) -> MockServer:
+    def get(self, options: dict[str, Any]) -> MockServer:
+        from mockserver.config import MockConfig
+        from mockserver.server import MockServer
+
+        config = MockConfig(**options)
         server = self._servers.get(config)
         if server is None or not server.running:
             server = self._servers[config] = MockServer(config).start()
@@ -45,4 +54,4 @@ def jimeng_mock_pool() -> Iterator[MockServerPool]:
 @pytest.fixture
 def jimeng_mock(jimeng_mock_pool: MockServerPool, jimeng_mock_config: dict[str, Any]) -> MockServer:
     """A running mock: `.api_base` and `.api_key` are what an openai client needs."""
-    return jimeng_mock_pool.get(MockConfig(**jimeng_mock_config))
+    return jimeng_mock_pool.get(jimeng_mock_config)

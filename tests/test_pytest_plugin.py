@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 USER_TESTS = """
 import httpx
 import openai
+import subprocess
+import sys
+
 import pytest
 
 urls = []
@@ -25,6 +31,9 @@ def test_the_server_is_shared_across_tests(jimeng_mock):
 
 STRICT_TESTS = """
 import httpx
+import subprocess
+import sys
+
 import pytest
 
 @pytest.fixture
@@ -62,3 +71,17 @@ def test_plugin_is_registered_through_its_entry_point(pytester: pytest.Pytester)
     result = pytester.runpytest_subprocess("--fixtures", "-p", "no:cacheprovider")
 
     result.stdout.fnmatch_lines(["*jimeng_mock_config*", "*jimeng_mock *"])
+
+
+def test_loading_the_plugin_imports_no_server_code() -> None:
+    # Every pytest run of a project with the package installed loads the plugin.
+    probe = (
+        "import sys, mockserver.pytest_plugin; "
+        "print(sorted(m for m in ('starlette', 'uvicorn', 'PIL', 'jsonschema', 'mockserver.app')"
+        " if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+
+    assert result.stdout.strip() == "[]"
