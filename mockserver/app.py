@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mockserver.config import MockConfig, data_dir
-from mockserver.contract import Generation, RequestContract, json_type
+from mockserver.contract import RequestContract, json_type
 from mockserver.errors import ApiError, ErrorCatalogue
 from mockserver.images import ImageSigner, ImageSpec, render_spec
 from mockserver.sizes import SizeTable
@@ -88,10 +88,6 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
             )
         return body
 
-    def image_entry(request: Request, generation: Generation, spec: ImageSpec) -> dict[str, str]:
-        base = config.public_url or str(request.base_url).rstrip("/")
-        return {"url": base + signer.path(spec), "revised_prompt": generation.prompt}
-
     async def generate_images(request: Request) -> Response:
         authenticate(request)
         generation = contract.validate(await read_json_object(request))
@@ -110,7 +106,11 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
                 for spec in specs
             ]
         else:
-            data = [image_entry(request, generation, spec) for spec in specs]
+            base = config.public_url or str(request.base_url).rstrip("/")
+            data = [
+                {"url": base + signer.path(spec), "revised_prompt": generation.prompt}
+                for spec in specs
+            ]
         return JSONResponse({"created": config.created_at(), "data": data})
 
     def model_object(model: str) -> dict[str, Any]:
