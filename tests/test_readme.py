@@ -9,8 +9,10 @@ import itertools
 import re
 import shlex
 from pathlib import Path
+from typing import Any
 
 import httpx
+import openai
 import pytest
 
 from mockserver import MockServer
@@ -19,6 +21,20 @@ from tests.conftest import fetch_png
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
 BLOCKS = re.findall(r"```(\w*)\n(.*?)```", README, flags=re.DOTALL)
 DOCUMENTED = "http://127.0.0.1:8000"
+
+
+def run_example(source: str) -> list[str]:
+    """Execute a README block, returning what it printed; then close the clients it left open."""
+    printed = io.StringIO()
+    namespace: dict[str, Any] = {"__name__": "readme"}
+    try:
+        with contextlib.redirect_stdout(printed):
+            exec(source, namespace)
+    finally:
+        for value in namespace.values():
+            if isinstance(value, openai.OpenAI):
+                value.close()
+    return printed.getvalue().splitlines()
 
 
 def block(language: str, containing: str) -> tuple[int, str]:
@@ -45,12 +61,9 @@ def test_curl_example_answers_exactly_what_the_readme_shows(jimeng_mock: MockSer
 
 def test_openai_sdk_example_runs_as_shown(jimeng_mock: MockServer) -> None:
     _, source = block("python", "from openai import OpenAI")
-    printed = io.StringIO()
 
-    with contextlib.redirect_stdout(printed):
-        exec(source.replace(DOCUMENTED, jimeng_mock.url), {})
+    first, second, error = run_example(source.replace(DOCUMENTED, jimeng_mock.url))
 
-    first, second, error = printed.getvalue().splitlines()
     assert [fetch_png(url)[1] for url in ast.literal_eval(first)] == [(1024, 1024)] * 2
     assert fetch_png(second)[1] == (2560, 1440)
     assert error == "invalid_value n"
@@ -58,11 +71,8 @@ def test_openai_sdk_example_runs_as_shown(jimeng_mock: MockServer) -> None:
 
 def test_python_example_runs_as_shown() -> None:
     _, source = block("python", "from mockserver import MockServer, create_app")
-    printed = io.StringIO()
 
-    with contextlib.redirect_stdout(printed):
-        exec(source, {"__name__": "readme"})
+    url, content_type = run_example(source)
 
-    url, content_type = printed.getvalue().splitlines()
     assert "/images/jimeng-4.0/2048x2048/" in url
     assert content_type == "image/png"
