@@ -124,9 +124,7 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
         authenticate(request)
         model = request.path_params["model"]
         if model not in contract.models:
-            raise ApiError(
-                "model_not_found", param="model", model=model, available=", ".join(contract.models)
-            )
+            raise contract.unknown_model(model)
         return JSONResponse(model_object(model))
 
     async def get_image(request: Request) -> Response:
@@ -185,9 +183,6 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
     )
     # A slash too many is an unknown URL, as on the real service, not a redirect.
     app.router.redirect_slashes = False
-    app.state.config = config
-    app.state.contract = contract
-    app.state.signer = signer
     return app
 
 

@@ -197,11 +197,16 @@ class RequestContract:
         param = param_path(path)
         schema: Any = error.schema
         override = schema.get("x-error-code", {}).get(keyword) if isinstance(schema, dict) else None
-        if override == "model_not_found":
-            return ApiError(override, param=param, model=instance, available=", ".join(expected))
         if override:
-            return ApiError(override, param=param)
+            allowed = ", ".join(map(str, expected)) if isinstance(expected, list) else expected
+            return ApiError(override, param=param, value=instance, allowed=allowed)
         return ApiError("invalid_value", param=param, detail=self._describe(error))
+
+    def unknown_model(self, model: str) -> ApiError:
+        """The error for a model the schema does not list, as validation would raise it."""
+        return ApiError(
+            "model_not_found", param="model", value=model, allowed=", ".join(self.models)
+        )
 
     @staticmethod
     def _describe(error: ValidationError) -> str:

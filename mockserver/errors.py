@@ -6,7 +6,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from starlette.responses import JSONResponse
 
@@ -78,12 +77,8 @@ class ErrorCatalogue:
             raise ConfigError(f"{path}: not a valid error catalogue ({exc})") from exc
         return cls(kinds)
 
-    def envelope(self, error: ApiError) -> tuple[int, dict[str, Any]]:
+    def response(self, error: ApiError) -> JSONResponse:
         kind = self.kinds[error.code]
         message = kind.message.format(param=error.param, **error.fields)
         body = {"message": message, "type": kind.type, "param": error.param, "code": error.code}
-        return kind.status, {"error": body}
-
-    def response(self, error: ApiError) -> JSONResponse:
-        status, body = self.envelope(error)
-        return JSONResponse(body, status_code=status, headers=error.headers)
+        return JSONResponse({"error": body}, status_code=kind.status, headers=error.headers)
