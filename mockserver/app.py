@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
-import re
+import logging
+import math
+import time
+import traceback
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -12,16 +17,24 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
+from mockserver.admin import admin_routes
+from mockserver.bodies import read_json_object
 from mockserver.config import MockConfig, data_dir
-from mockserver.contract import RequestContract, json_type
+from mockserver.contract import RequestContract
 from mockserver.errors import ApiError, ErrorCatalogue
+from mockserver.faults import Fault
 from mockserver.images import ImageSigner, ImageSpec, render_spec
+from mockserver.journal import RequestRecord, redact_headers
 from mockserver.sizes import SizeTable
+from mockserver.state import Exchange, MockState
+
+logger = logging.getLogger("mockserver")
+Handler = Callable[[Request, Exchange], Awaitable[Response]]
 
 OWNER = "jimeng"
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
@@ -30,9 +43,10 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
         raise TypeError("pass either a MockConfig or keyword options, not both")
     config = config or MockConfig(**options)
     catalogue = ErrorCatalogue.from_file(config.errors_file)
-    sizes = SizeTable.from_file(config.sizes_file, data_dir() / "sizes.schema.json")
+    sizes = SizeTable.from_file(config.sizes_file)
     contract = RequestContract.from_dir(data_dir(), sizes, strict=config.strict)
     signer = ImageSigner(config.secret)
+    state = MockState(config, catalogue.kinds)
 
     def authenticate(request: Request) -> None:
         header = request.headers.get("authorization")
@@ -47,80 +61,147 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
         if config.api_keys and key not in config.api_keys:
             shown = f"...{key[-4:]}" if len(key) > 8 else "****"
             raise ApiError("invalid_api_key", detail=f"Incorrect API key provided: {shown}.")
+        if state.limiter is not None:
+            wait = state.limiter.acquire(key)
+            if wait is not None:
+                seconds = max(1, math.ceil(wait))
+                raise ApiError(
+                    "rate_limit_exceeded",
+                    headers={
+                        "Retry-After": str(seconds),
+                        "retry-after-ms": str(math.ceil(wait * 1000)),
+                    },
+                    detail=f"{state.limiter.rpm} requests per minute for this key",
+                    retry_after=f"{seconds}s",
+                )
 
-    async def read_json_object(request: Request) -> dict[str, Any]:
-        content_type = request.headers.get("content-type")
-        media_type = (content_type or "").split(";")[0].strip().lower()
-        if media_type != "application/json":
-            shown = repr(content_type) if content_type else "(none)"
-            raise ApiError("unsupported_media_type", content_type=shown)
-
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > config.max_body:
-            raise ApiError("request_too_large", limit=config.max_body)
-        chunks: list[bytes] = []
-        received = 0
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > config.max_body:
-                raise ApiError("request_too_large", limit=config.max_body)
-            chunks.append(chunk)
-
-        try:
-            text = b"".join(chunks).decode("utf-8")
-            body = json.loads(text, parse_constant=_reject_constant)
-            if _SURROGATE_ESCAPE.search(text):
-                # "\ud800" alone parses, but is no character: it could not be answered in UTF-8.
-                json.dumps(body, ensure_ascii=False).encode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ApiError("invalid_json", detail=f"it is not UTF-8 ({exc.reason})") from None
-        except UnicodeEncodeError:
+    def mock_options(request: Request) -> tuple[Fault | None, float | None]:
+        """The X-Mock-Fault and X-Mock-Latency-Ms headers: a bad value is a 400, not ignored."""
+        name = request.headers.get("x-mock-fault")
+        fault = state.fault(name.strip(), param="X-Mock-Fault") if name is not None else None
+        latency = request.headers.get("x-mock-latency-ms")
+        if latency is None:
+            return fault, None
+        if not latency.strip().isdigit():
             raise ApiError(
-                "invalid_json", detail="it has an unpaired surrogate escape (\\ud800 to \\udfff)"
-            ) from None
-        except RecursionError:
-            raise ApiError("invalid_json", detail="it is nested too deeply") from None
-        except ValueError as exc:
-            raise ApiError("invalid_json", detail=str(exc)) from None
-        if not isinstance(body, dict):
-            raise ApiError(
-                "invalid_json", detail=f"expected an object at the top, got {json_type(body)}"
+                "invalid_value",
+                param="X-Mock-Latency-Ms",
+                detail=f"{latency!r} is not a whole number of milliseconds",
             )
-        return body
+        return fault, float(latency.strip())
 
-    async def generate_images(request: Request) -> Response:
+    async def generate_images(request: Request, exchange: Exchange) -> Response:
         authenticate(request)
-        generation = contract.validate(await read_json_object(request))
+        asked_fault, asked_latency = mock_options(request)
+        body = exchange.body = await read_json_object(request, config.max_body)
+        generation = contract.validate(body)
+        exchange.warnings = contract.warnings(body)
+        chaos_delay, chaos_fault = state.draw_chaos()
+
+        # Which fault or stub answers: the request's own header, then the queue, then the
+        # stub files, then --fault-rate. A request that breaks the contract never gets here.
+        fault = asked_fault or state.queue.take(body)
+        stub = None
+        if fault is None and state.stubs is not None:
+            state.stubs.refresh()
+            if state.stubs.error:
+                raise ApiError("stub_error", detail=state.stubs.error)
+            stub = state.stubs.find(body, request.headers)
+            if stub is not None and stub.fault is not None:
+                fault = state.fault(stub.fault).with_options(
+                    delay_ms=stub.delay_ms, retry_after_ms=stub.retry_after_ms
+                )
+        if fault is None and stub is None and chaos_fault is not None:
+            fault = state.fault(chaos_fault)
+        exchange.fault = fault.name if fault else None
+        exchange.stub = stub.name if stub else None
+
+        own_delay = fault.delay_ms if fault else (stub.delay_ms or 0) if stub else 0
+        delay = state.faults.cap(
+            (own_delay if asked_latency is None else asked_latency) + chaos_delay
+        )
+        headers = fault.headers() if fault else {}
+        if stub is not None:
+            headers["X-Mock-Stub"] = stub.name
+        if delay:
+            headers["X-Mock-Latency-Ms"] = str(round(delay))
+            await asyncio.sleep(delay / 1000)
+
+        count = generation.n
+        if fault and fault.action == "partial":
+            count = math.floor(generation.n * fault.keep)
         specs = [
             ImageSpec(generation.model, generation.width, generation.height, generation.seed, i)
-            for i in range(1, generation.n + 1)
+            for i in range(1, max(count, stub.url_count if stub else 0) + 1)
         ]
-        if generation.response_format == "b64_json":
-            data = [
-                {
-                    "b64_json": base64.b64encode(
-                        await run_in_threadpool(render_spec, spec)
-                    ).decode(),
-                    "revised_prompt": generation.prompt,
-                }
-                for spec in specs
-            ]
-        else:
-            base = config.public_url or str(request.base_url).rstrip("/")
-            data = [
-                {"url": base + signer.path(spec), "revised_prompt": generation.prompt}
-                for spec in specs
-            ]
-        return JSONResponse({"created": config.created_at(), "data": data})
+        base = config.public_url or str(request.base_url).rstrip("/")
+        urls = [base + signer.path(spec) for spec in specs]
+
+        if fault and fault.action == "error":
+            assert fault.error is not None
+            retry = fault.retry_after_ms
+            raise ApiError(
+                fault.error,
+                param=fault.param,
+                headers=headers,
+                detail=f"(Answered by the stub {stub.name}.)"
+                if stub
+                else "(This is a fault the mock was asked to inject.)",
+                retry_after=f"{math.ceil(retry / 1000)}s" if retry else "a moment",
+                delay=f"{round(delay)} ms",
+            )
+        if fault and fault.action == "disconnect":
+            return DroppedConnection()
+
+        async def data() -> list[dict[str, Any]]:
+            if generation.response_format == "b64_json":
+                return [
+                    {
+                        "b64_json": base64.b64encode(
+                            await run_in_threadpool(render_spec, spec)
+                        ).decode(),
+                        "revised_prompt": generation.prompt,
+                    }
+                    for spec in specs[:count]
+                ]
+            return [{"url": url, "revised_prompt": generation.prompt} for url in urls[:count]]
+
+        if stub is not None:
+            values = {
+                "created": config.created_at(),
+                "prompt": generation.prompt,
+                "model": generation.model,
+                "data": await data() if stub.uses_data else None,
+            }
+            answer = stub.render(values, urls)
+            text = json.dumps(answer)
+            exchange.images = [url for url in urls if url in text]
+            if stub.status >= 400 and isinstance(answer, dict):
+                error = answer.get("error")
+                if isinstance(error, dict):
+                    exchange.error = str(error.get("code"))
+                    exchange.error_message = str(error.get("message"))
+            return JSONResponse(
+                answer,
+                status_code=stub.status,
+                headers={**stub.headers, **headers},
+            )
+
+        exchange.images = urls[:count]
+        payload = {"created": config.created_at(), "data": await data()}
+        if fault and fault.action == "malformed":
+            text = json.dumps(payload)
+            return Response(text[: len(text) // 2], media_type="application/json", headers=headers)
+        return JSONResponse(payload, headers=headers)
 
     def model_object(model: str) -> dict[str, Any]:
         return {"id": model, "object": "model", "created": config.created_at(), "owned_by": OWNER}
 
-    async def list_models(request: Request) -> Response:
+    async def list_models(request: Request, exchange: Exchange) -> Response:
         authenticate(request)
         return JSONResponse({"object": "list", "data": [model_object(m) for m in contract.models]})
 
-    async def retrieve_model(request: Request) -> Response:
+    async def retrieve_model(request: Request, exchange: Exchange) -> Response:
         authenticate(request)
         model = request.path_params["model"]
         if model not in contract.models:
@@ -142,6 +223,63 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    def record(request: Request, exchange: Exchange, status: int | None, started: float) -> None:
+        state.journal.add(
+            RequestRecord(
+                id=state.journal.next_id(),
+                time=started,
+                method=request.method,
+                path=request.url.path,
+                headers=redact_headers(request.headers.items()),
+                body=exchange.body,
+                status=status,
+                error=exchange.error,
+                error_message=exchange.error_message,
+                param=exchange.param,
+                images=tuple(exchange.images),
+                warnings=tuple(exchange.warnings),
+                fault=exchange.fault,
+                stub=exchange.stub,
+                duration_ms=round((time.time() - started) * 1000, 3),
+                exception=exchange.exception,
+            ),
+            exchange.epoch,
+        )
+
+    def error_response(error: ApiError, exchange: Exchange) -> Response:
+        exchange.error, exchange.param = error.code, error.param
+        exchange.error_message = catalogue.message(error)
+        return catalogue.response(error)
+
+    def api_route(path: str, handler: Handler, methods: list[str]) -> Route:
+        """A route of the API: its answers, errors included, go in the journal."""
+
+        async def endpoint(request: Request) -> Response:
+            started = time.time()
+            exchange = Exchange(epoch=state.journal.epoch)
+            try:
+                response = await handler(request, exchange)
+            except ApiError as error:
+                response = error_response(error, exchange)
+            except Exception as exc:
+                # A bug of the mock: answered in the envelope, logged, and kept for check().
+                logger.exception("error while answering %s %s", request.method, request.url.path)
+                exchange.exception = traceback.format_exc()
+                response = error_response(
+                    ApiError("server_error", detail=type(exc).__name__), exchange
+                )
+            if exchange.warnings:
+                response.headers["X-Mock-Warnings"] = (
+                    "; ".join(w.message for w in exchange.warnings)
+                    .encode("ascii", "backslashreplace")
+                    .decode("ascii")
+                )
+            status = None if isinstance(response, DroppedConnection) else response.status_code
+            record(request, exchange, status, started)
+            return response
+
+        return Route(path, endpoint, methods=methods)
+
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
         return catalogue.response(exc)
@@ -161,17 +299,23 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
             )
         else:
             error = ApiError("not_found", method=method, path=path)
-        return catalogue.response(error)
+        if not path.startswith("/v1/"):
+            return catalogue.response(error)
+        exchange = Exchange(epoch=state.journal.epoch)
+        response = error_response(error, exchange)
+        record(request, exchange, response.status_code, time.time())
+        return response
 
     async def on_server_error(request: Request, exc: Exception) -> Response:
         return catalogue.response(ApiError("server_error", detail=type(exc).__name__))
 
-    routes = [
-        Route("/v1/images/generations", generate_images, methods=["POST"]),
-        Route("/v1/models", list_models, methods=["GET"]),
-        Route("/v1/models/{model}", retrieve_model, methods=["GET"]),
+    routes: list[BaseRoute] = [
+        api_route("/v1/images/generations", generate_images, ["POST"]),
+        api_route("/v1/models", list_models, ["GET"]),
+        api_route("/v1/models/{model}", retrieve_model, ["GET"]),
         Route("/images/{model}/{size}/{name}", get_image, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
+        *admin_routes(state, signer),
     ]
     app = Starlette(
         routes=routes,
@@ -183,11 +327,23 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
     )
     # A slash too many is an unknown URL, as on the real service, not a redirect.
     app.router.redirect_slashes = False
+    app.state.mock = state
     return app
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a JSON value")
+class DroppedConnection(Response):
+    """No answer at all: the connection is closed, as by a proxy that gave up."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=599)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # uvicorn's `receive` is a method of the request cycle that owns the transport.
+        transport = getattr(getattr(receive, "__self__", None), "transport", None)
+        if transport is None:
+            raise ConnectionAbortedError("the mock dropped the connection (fault 'disconnect')")
+        transport.close()
+        await asyncio.sleep(0)  # let the server see the closed connection before returning
 
 
 def _etags(header: str | None) -> set[str]:

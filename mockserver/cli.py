@@ -11,7 +11,13 @@ from pathlib import Path
 import uvicorn
 
 from mockserver.app import create_app
-from mockserver.config import DEFAULT_CREATED, DEFAULT_MAX_BODY, DEFAULT_SECRET, MockConfig
+from mockserver.config import (
+    DEFAULT_CREATED,
+    DEFAULT_JOURNAL_SIZE,
+    DEFAULT_MAX_BODY,
+    DEFAULT_SECRET,
+    MockConfig,
+)
 from mockserver.errors import ConfigError
 from mockserver.server import base_url, bind_socket
 
@@ -85,8 +91,61 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="largest request body accepted (default: %(default)s)",
     )
+    add(
+        "--journal-size",
+        type=int,
+        default=DEFAULT_JOURNAL_SIZE,
+        metavar="N",
+        help="requests the journal keeps, newest first (default: %(default)s)",
+    )
+    add(
+        "--fixtures",
+        type=Path,
+        metavar="DIR",
+        help="folder of stub files (*.json) that answer the requests they match",
+    )
+    add(
+        "--fault-catalogue",
+        type=Path,
+        metavar="FILE",
+        help="fault catalogue instead of schemas/faults.json",
+    )
+    add(
+        "--latency",
+        type=_latency,
+        default=(0, 0),
+        metavar="MS|MIN-MAX",
+        help="delay every generation answer by MS, or a random MIN to MAX, milliseconds",
+    )
+    add(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="answer a share P (0 to 1) of generation requests with a random --fault",
+    )
+    add(
+        "--fault",
+        dest="fault_names",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a fault --fault-rate draws from (repeatable)",
+    )
+    add("--seed", type=int, metavar="N", help="seed for --latency and --fault-rate draws")
+    add("--rpm", type=int, metavar="N", help="answer 429 once a key sends more than N a minute")
     add("--log-level", choices=LOG_LEVELS, default="info", help="(default: %(default)s)")
     return parser
+
+
+def _latency(value: str) -> tuple[int, int]:
+    low, dash, high = value.partition("-")
+    try:
+        return (int(low), int(high)) if dash else (int(low), int(low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected milliseconds (250) or a range (100-500), not {value!r}"
+        ) from None
 
 
 class _Server(uvicorn.Server):
@@ -110,6 +169,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             errors=args.errors,
             secret=args.secret,
             max_body=args.max_body,
+            journal_size=args.journal_size,
+            fixtures=args.fixtures,
+            fault_catalogue=args.fault_catalogue,
+            latency_ms=args.latency,
+            fault_rate=args.fault_rate,
+            fault_names=args.fault_names,
+            seed=args.seed,
+            rpm=args.rpm,
         )
         app = create_app(config)
     except ConfigError as exc:

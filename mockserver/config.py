@@ -2,18 +2,37 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
 
 from mockserver.errors import ConfigError
 
 DEFAULT_CREATED = 1735689600  # the API document's example timestamp
 DEFAULT_SECRET = "jimeng-mockserver"
 DEFAULT_MAX_BODY = 1024 * 1024
+DEFAULT_JOURNAL_SIZE = 1000
+
+
+def read_data_file(path: Path, schema_name: str, what: str) -> Any:
+    """A JSON data file checked against its schema in schemas/; ConfigError naming the place."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{what} {path}: {exc}") from exc
+    schema = json.loads((data_dir() / schema_name).read_text(encoding="utf-8"))
+    error = best_match(Draft202012Validator(schema).iter_errors(data))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "top level"
+        raise ConfigError(f"{what} {path}: at {where}: {error.message}")
+    return data
 
 
 def data_dir() -> Path:
@@ -34,6 +53,14 @@ class MockConfig:
     errors: Path | None = None
     secret: str = DEFAULT_SECRET
     max_body: int = DEFAULT_MAX_BODY
+    journal_size: int = DEFAULT_JOURNAL_SIZE
+    fixtures: Path | None = None
+    fault_catalogue: Path | None = None
+    latency_ms: int | tuple[int, int] = (0, 0)
+    fault_rate: float = 0.0
+    fault_names: Sequence[str] = ()
+    seed: int | None = None
+    rpm: int | None = None
 
     def __post_init__(self) -> None:
         keys = (self.api_keys,) if isinstance(self.api_keys, str) else tuple(self.api_keys)
@@ -61,10 +88,41 @@ class MockConfig:
             raise ConfigError(f"max body must be a number of bytes, not {self.max_body!r}")
         if self.max_body < 1024:
             raise ConfigError(f"max body must be at least 1024 bytes, not {self.max_body}")
-        for name in ("sizes", "errors"):
+        for name in ("sizes", "errors", "fixtures", "fault_catalogue"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, Path(value))
+        _check_count("journal size", self.journal_size, minimum=1)
+        if self.rpm is not None:
+            _check_count("rpm", self.rpm, minimum=1)
+        if self.seed is not None:
+            _check_count("seed", self.seed, minimum=0)
+        self._check_chaos()
+
+    def _check_chaos(self) -> None:
+        try:
+            low, high = self.latency_range
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"latency must be milliseconds or a (min, max) pair, not {self.latency_ms!r}"
+            ) from None
+        _check_count("latency", low, minimum=0)
+        _check_count("latency", high, minimum=0)
+        if low > high:
+            raise ConfigError(f"latency range {low}-{high} runs backwards")
+        object.__setattr__(self, "latency_ms", (low, high))
+
+        rate = self.fault_rate
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+            raise ConfigError(f"fault rate must be a probability from 0 to 1, not {rate!r}")
+        names = (
+            (self.fault_names,) if isinstance(self.fault_names, str) else tuple(self.fault_names)
+        )
+        object.__setattr__(self, "fault_names", names)
+        if rate and not names:
+            raise ConfigError("a fault rate needs at least one fault to draw (--fault NAME)")
+        if names and not rate:
+            raise ConfigError("faults to draw need a fault rate above 0 (--fault-rate P)")
 
     def created_at(self) -> int:
         return int(time.time()) if self.created == "now" else self.created
@@ -76,3 +134,17 @@ class MockConfig:
     @property
     def errors_file(self) -> Path:
         return self.errors or data_dir() / "errors.json"
+
+    @property
+    def latency_range(self) -> tuple[int, int]:
+        latency = self.latency_ms
+        return (latency, latency) if isinstance(latency, int) else latency
+
+    @property
+    def fault_catalogue_file(self) -> Path:
+        return self.fault_catalogue or data_dir() / "faults.json"
+
+
+def _check_count(name: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be a whole number of at least {minimum}, not {value!r}")

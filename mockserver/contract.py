@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import hashlib
 import json
@@ -16,9 +17,12 @@ from jsonschema import Draft202012Validator, ValidationError, validators
 from jsonschema.exceptions import SchemaError
 
 from mockserver.errors import ApiError, ConfigError
+from mockserver.journal import ContractWarning
 from mockserver.sizes import SizeTable
 
 REQUEST_SCHEMA = "images-generations.request.json"
+WARNINGS = "warnings.json"
+WARNING_CODES = frozenset({"unknown_field", "ignored_field", "size_overrides_ratio"})
 
 
 def _ecma_anchors(pattern: str) -> str:
@@ -121,7 +125,14 @@ class RequestContract:
     (--sizes) is the one place that says which exist.
     """
 
-    def __init__(self, document: Mapping[str, Any], sizes: SizeTable, *, strict: bool) -> None:
+    def __init__(
+        self,
+        document: Mapping[str, Any],
+        sizes: SizeTable,
+        *,
+        strict: bool,
+        warnings: Mapping[str, Any] | None = None,
+    ) -> None:
         schema: dict[str, Any] = copy.deepcopy(dict(document))
         properties: dict[str, Any] = schema["properties"]
         properties["ratio"]["enum"] = list(sizes.ratios)
@@ -139,11 +150,49 @@ class RequestContract:
         self.max_images_total: int = schema["x-max-images-total"]
         self._validator = RequestValidator(schema)
         self._field_order = {name: i for i, name in enumerate(properties)}
+        rules = warnings or {"warnings": {}, "aliases": {}, "ignored": {}}
+        self._warning_messages: dict[str, str] = {
+            code: entry["message"] for code, entry in rules["warnings"].items()
+        }
+        if warnings is not None and (missing := WARNING_CODES - self._warning_messages.keys()):
+            raise ConfigError(f"{WARNINGS} lacks the warnings {', '.join(sorted(missing))}")
+        self._aliases: dict[str, str] = dict(rules["aliases"])
+        self._ignored: dict[str, str] = dict(rules["ignored"])
 
     @classmethod
     def from_dir(cls, directory: Path, sizes: SizeTable, *, strict: bool) -> RequestContract:
         schema = json.loads((directory / REQUEST_SCHEMA).read_text(encoding="utf-8"))
-        return cls(schema, sizes, strict=strict)
+        warnings = json.loads((directory / WARNINGS).read_text(encoding="utf-8"))
+        return cls(schema, sizes, strict=strict, warnings=warnings)
+
+    def warnings(self, body: Mapping[str, Any]) -> list[ContractWarning]:
+        """What in a valid request the service would ignore, which is probably a mistake."""
+        found: list[ContractWarning] = []
+        known = list(self.schema["properties"])
+        for name in body:
+            if name in self.schema["properties"]:
+                continue
+            if name in self._ignored:
+                hint = self._ignored[name]
+                found.append(self._warning("ignored_field", name, f" {hint}" if hint else ""))
+            else:
+                guess = self._aliases.get(name) or next(
+                    iter(difflib.get_close_matches(name, known, n=1, cutoff=0.6)), None
+                )
+                found.append(
+                    self._warning(
+                        "unknown_field", name, f" Did you mean '{guess}'?" if guess else ""
+                    )
+                )
+        if body.get("size") is not None:
+            for name in ("ratio", "resolution"):
+                if body.get(name) is not None:
+                    found.append(self._warning("size_overrides_ratio", name, ""))
+        return found
+
+    def _warning(self, code: str, param: str, hint: str) -> ContractWarning:
+        template = self._warning_messages.get(code, "'{param}': " + code + ".{hint}")
+        return ContractWarning(code, param, template.format(param=param, hint=hint))
 
     def validate(self, request: Mapping[str, Any]) -> Generation:
         body = {k: v for k, v in request.items() if v is not None or k not in self.optional}

@@ -54,6 +54,8 @@ REQUIRED_CODES = frozenset(
         "image_not_found",
         "method_not_allowed",
         "server_error",
+        "rate_limit_exceeded",
+        "stub_error",
     }
 )
 
@@ -77,8 +79,15 @@ class ErrorCatalogue:
             raise ConfigError(f"{path}: not a valid error catalogue ({exc})") from exc
         return cls(kinds)
 
+    def message(self, error: ApiError) -> str:
+        return self.kinds[error.code].message.format(param=error.param, **error.fields)
+
     def response(self, error: ApiError) -> JSONResponse:
         kind = self.kinds[error.code]
-        message = kind.message.format(param=error.param, **error.fields)
-        body = {"message": message, "type": kind.type, "param": error.param, "code": error.code}
+        body = {
+            "message": self.message(error),
+            "type": kind.type,
+            "param": error.param,
+            "code": error.code,
+        }
         return JSONResponse({"error": body}, status_code=kind.status, headers=error.headers)

@@ -145,3 +145,19 @@ def _draw_label(draw: ImageDraw.ImageDraw, width: int, height: int, lines: list[
     for i, line in enumerate(lines):
         x = (width - draw.textlength(line, font=font)) / 2
         draw.text((x, top + pad + i * line_height), line, font=font, fill=2)
+
+
+THUMBNAIL_SIDE = 160
+
+
+def thumbnail_size(width: int, height: int) -> tuple[int, int]:
+    scale = THUMBNAIL_SIDE / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+@functools.lru_cache(maxsize=256)
+def render_thumbnail(spec: ImageSpec) -> bytes:
+    """The image drawn small, with its colours and stripes, for the journal page."""
+    width, height = thumbnail_size(spec.width, spec.height)
+    lines = [f"#{spec.index}"]
+    return render_placeholder(width, height, f"{spec.seed}-{spec.index}", lines)

@@ -38,6 +38,15 @@ class MockServerPool:
         self._servers.clear()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        "jimeng_mock_check",
+        type="bool",
+        default=False,
+        help="run jimeng_mock.check() when each test that uses the mock ends",
+    )
+
+
 @pytest.fixture
 def jimeng_mock_config() -> dict[str, Any]:
     """Options for `jimeng_mock` (`MockConfig` fields). Override it to change them."""
@@ -52,6 +61,22 @@ def jimeng_mock_pool() -> Iterator[MockServerPool]:
 
 
 @pytest.fixture
-def jimeng_mock(jimeng_mock_pool: MockServerPool, jimeng_mock_config: dict[str, Any]) -> MockServer:
-    """A running mock: `.api_base` and `.api_key` are what an openai client needs."""
-    return jimeng_mock_pool.get(jimeng_mock_config)
+def jimeng_mock_check(request: pytest.FixtureRequest) -> bool:
+    """Whether `jimeng_mock.check()` runs as the test ends: the ini option
+    `jimeng_mock_check` (default false), or override this fixture."""
+    return bool(request.config.getini("jimeng_mock_check"))
+
+
+@pytest.fixture
+def jimeng_mock(
+    jimeng_mock_pool: MockServerPool,
+    jimeng_mock_config: dict[str, Any],
+    jimeng_mock_check: bool,
+) -> Iterator[MockServer]:
+    """A running mock, reset for this test: `.api_base` and `.api_key` are what an openai
+    client needs; `.requests`, `.assert_requested()`, `.fail_next()` and `.check()` test it."""
+    server = jimeng_mock_pool.get(jimeng_mock_config)
+    server.reset()
+    yield server
+    if jimeng_mock_check:
+        server.check()

@@ -12,6 +12,9 @@ import uvicorn
 
 from mockserver.app import create_app
 from mockserver.config import MockConfig
+from mockserver.faults import QueuedFault
+from mockserver.journal import RequestRecord
+from mockserver.state import MockState
 
 DEFAULT_API_KEY = "sk-jimeng-mock"
 
@@ -54,6 +57,7 @@ class MockServer:
             raise TypeError("pass either a MockConfig or keyword options, not both")
         self.config = config or MockConfig(**options)
         self.app = create_app(self.config)
+        self.state: MockState = self.app.state.mock
         self.host = host
         self._port = port
         self._log_level = log_level
@@ -111,6 +115,49 @@ class MockServer:
         self._server.should_exit = True
         self._thread.join(timeout)
         self._server = self._thread = None
+
+    # The journal, faults and checks of `MockState`, on the server itself.
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Every recorded API request, oldest first (the newest `journal_size` of them)."""
+        return self.state.requests
+
+    @property
+    def last_request(self) -> RequestRecord | None:
+        return self.state.last_request
+
+    def reset(self) -> None:
+        """Journal, queued faults, stub counts, rate limits and chaos back to their start."""
+        self.state.reset()
+
+    def fail_next(
+        self,
+        fault: str,
+        times: int = 1,
+        *,
+        delay_ms: int | None = None,
+        retry_after_ms: int | None = None,
+        **match: Any,
+    ) -> QueuedFault:
+        """Answer the next `times` generation requests whose body has `match` with `fault`."""
+        return self.state.fail_next(
+            fault, times, delay_ms=delay_ms, retry_after_ms=retry_after_ms, **match
+        )
+
+    def expect_errors(self, *codes: str) -> None:
+        """Errors with these codes are what the test is after: `check()` lets them pass."""
+        self.state.expect_errors(*codes)
+
+    def assert_requested(
+        self, count: int | None = None, *, status: Any = None, error: Any = None, **fields: Any
+    ) -> list[RequestRecord]:
+        """Assert that requests with these body fields were made; see `MockState`."""
+        return self.state.assert_requested(count, status=status, error=error, **fields)
+
+    def check(self) -> None:
+        """Fail if any request so far had a warning, an unexpected error, or broke the mock."""
+        self.state.check()
 
     def __enter__(self) -> MockServer:
         return self.start()

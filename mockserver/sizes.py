@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
-
+from mockserver.config import read_data_file
 from mockserver.errors import ApiError, ConfigError
 
 
@@ -54,16 +51,8 @@ class SizeTable:
             )
 
     @classmethod
-    def from_file(cls, path: Path, schema_path: Path) -> SizeTable:
-        try:
-            data: Any = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"size table {path}: {exc}") from exc
-        schema = json.loads(schema_path.read_text(encoding="utf-8"))
-        error = best_match(Draft202012Validator(schema).iter_errors(data))
-        if error is not None:
-            where = "/".join(str(p) for p in error.absolute_path) or "top level"
-            raise ConfigError(f"size table {path}: at {where}: {error.message}")
+    def from_file(cls, path: Path) -> SizeTable:
+        data = read_data_file(path, "sizes.schema.json", "size table")
         bounds = data["explicit_size_bounds"]
         return cls(
             {

@@ -1,0 +1,255 @@
+"""The /__admin/ routes: the journal as JSON and as a page, the fault queue, stubs and reset."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import string
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from jsonschema import Draft202012Validator, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from mockserver.bodies import read_json_object
+from mockserver.config import data_dir
+from mockserver.contract import param_path
+from mockserver.errors import ApiError
+from mockserver.images import ImageSigner, render_thumbnail, thumbnail_size
+from mockserver.journal import RequestRecord
+
+if TYPE_CHECKING:
+    from mockserver.state import MockState
+
+PAGE = string.Template((Path(__file__).parent / "admin.html").read_text(encoding="utf-8"))
+PAGE_ROWS = 100
+ADMIN_BODY_LIMIT = 64 * 1024
+_FILTERS = {"status", "model", "error", "limit"}
+
+
+def _query(request: Request, allowed: set[str]) -> dict[str, str]:
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        raise ApiError(
+            "unknown_parameter", param=unknown[0], known=", ".join(sorted(allowed)) or "(none)"
+        )
+    return {k: v for k, v in request.query_params.items() if v != ""}
+
+
+def _whole(query: dict[str, str], name: str, minimum: int) -> int | None:
+    if name not in query:
+        return None
+    value = query[name].strip()
+    if not value.isdigit() or int(value) < minimum:
+        raise ApiError(
+            "invalid_value",
+            param=name,
+            detail=f"{query[name]!r} is not a whole number of at least {minimum}",
+        )
+    return int(value)
+
+
+def filtered(records: list[RequestRecord], query: dict[str, str]) -> list[RequestRecord]:
+    """The records that pass ?status=&model=&error=, then the newest ?limit= of them."""
+    status = _whole(query, "status", 0)
+    limit = _whole(query, "limit", 1)
+    if status is not None:
+        records = [r for r in records if r.status == status]
+    if "model" in query:
+        records = [r for r in records if r.model == query["model"]]
+    if "error" in query:
+        records = [r for r in records if r.error == query["error"]]
+    return records[-limit:] if limit else records
+
+
+def _schema_error(error: ValidationError) -> ApiError:
+    path = list(error.absolute_path)
+    instance: Any = error.instance
+    schema: Any = error.schema
+    if error.validator == "required":
+        wanted: Any = error.validator_value
+        missing = next(name for name in wanted if name not in instance)
+        return ApiError("missing_required_parameter", param=param_path([*path, missing]))
+    if error.validator == "additionalProperties":
+        properties = schema.get("properties", {})
+        extra = next(k for k in instance if k not in properties)
+        known = ", ".join(properties)
+        return ApiError("unknown_parameter", param=param_path([*path, extra]), known=known)
+    return ApiError("invalid_value", param=param_path(path), detail=error.message)
+
+
+def admin_routes(state: MockState, signer: ImageSigner) -> list[Route]:
+    fault_request = Draft202012Validator(
+        json.loads((data_dir() / "admin-faults.request.json").read_text(encoding="utf-8"))
+    )
+
+    async def list_requests(request: Request) -> Response:
+        records = filtered(state.journal.records(), _query(request, _FILTERS))
+        return JSONResponse(
+            {
+                "requests": [r.to_json() for r in records],
+                "count": len(records),
+                "journal_size": state.journal.size,
+                "dropped": state.journal.dropped,
+            }
+        )
+
+    async def delete_requests(request: Request) -> Response:
+        _query(request, set())
+        return JSONResponse({"deleted": state.journal.clear()})
+
+    async def reset(request: Request) -> Response:
+        _query(request, set())
+        state.reset()
+        if "form" in request.headers.get("content-type", ""):
+            return RedirectResponse("/__admin/", status_code=303)  # the page's Reset button
+        return JSONResponse({"reset": True})
+
+    async def list_faults(request: Request) -> Response:
+        _query(request, set())
+        return JSONResponse(
+            {
+                "faults": {
+                    name: {k: v for k, v in vars(fault).items() if v is not None and k != "name"}
+                    for name, fault in state.faults.faults.items()
+                },
+                "queued": [entry.to_json() for entry in state.queue.pending()],
+            }
+        )
+
+    async def queue_fault(request: Request) -> Response:
+        _query(request, set())
+        body = await read_json_object(request, ADMIN_BODY_LIMIT)
+        errors = sorted(fault_request.iter_errors(body), key=lambda e: e.validator != "required")
+        if errors:
+            raise _schema_error(errors[0])
+        for name, value in body.get("match", {}).items():
+            if isinstance(value, dict):
+                try:
+                    re.compile(value["regex"])
+                except re.error as exc:
+                    raise ApiError(
+                        "invalid_value", param=f"match.{name}.regex", detail=str(exc)
+                    ) from None
+        fault = state.fault(body["fault"]).with_options(
+            delay_ms=body.get("delay_ms"), retry_after_ms=body.get("retry_after_ms")
+        )
+        entry = state.queue.push(fault, body.get("times", 1), body.get("match", {}))
+        return JSONResponse({"queued": entry.to_json()}, status_code=201)
+
+    async def clear_faults(request: Request) -> Response:
+        _query(request, set())
+        return JSONResponse({"deleted": state.queue.clear()})
+
+    async def list_stubs(request: Request) -> Response:
+        _query(request, set())
+        if state.stubs is None:
+            return JSONResponse({"folder": None, "stubs": [], "error": None})
+        state.stubs.refresh()
+        return JSONResponse(
+            {
+                "folder": str(state.stubs.directory),
+                "stubs": state.stubs.names(),
+                "error": state.stubs.error,
+            }
+        )
+
+    async def thumbnail(request: Request) -> Response:
+        spec = signer.parse(**request.path_params)
+        png = await run_in_threadpool(render_thumbnail, spec)
+        return Response(
+            png, media_type="image/png", headers={"Cache-Control": "public, max-age=31536000"}
+        )
+
+    async def page(request: Request) -> Response:
+        query = _query(request, _FILTERS)
+        everything = state.journal.records()
+        records = filtered(everything, {"limit": str(PAGE_ROWS), **query})
+        summary = (
+            f"{len(everything)} request(s) in the journal (it keeps the newest "
+            f"{state.journal.size}; {state.journal.dropped} dropped), showing {len(records)}, "
+            f"newest first. Page drawn at {time.strftime('%H:%M:%S', time.gmtime())} UTC."
+        )
+        text = PAGE.substitute(
+            count=len(everything),
+            summary=html.escape(summary),
+            refresh=html.escape("/__admin/" + (f"?{urlencode(query)}" if query else "")),
+            status=html.escape(query.get("status", "")),
+            model=html.escape(query.get("model", "")),
+            rows="\n".join(_row(r) for r in reversed(records))
+            or '<tr><td colspan="6" class="muted">No requests yet.</td></tr>',
+        )
+        return HTMLResponse(text, headers={"Cache-Control": "no-store"})
+
+    return [
+        Route("/__admin/", page, methods=["GET"]),
+        Route("/__admin/requests", list_requests, methods=["GET"]),
+        Route("/__admin/requests", delete_requests, methods=["DELETE"]),
+        Route("/__admin/reset", reset, methods=["POST"]),
+        Route("/__admin/faults", list_faults, methods=["GET"]),
+        Route("/__admin/faults", queue_fault, methods=["POST"]),
+        Route("/__admin/faults", clear_faults, methods=["DELETE"]),
+        Route("/__admin/stubs", list_stubs, methods=["GET"]),
+        Route("/__admin/thumbnails/{model}/{size}/{name}", thumbnail, methods=["GET"]),
+    ]
+
+
+def _shorten(value: Any, limit: int = 300) -> Any:
+    """The body as shown on the page: long strings (data URIs, say) cut down."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]}... ({len(value):,} characters)"
+    if isinstance(value, list):
+        return [_shorten(v, limit) for v in value[:50]] + (
+            [f"... {len(value)} items"] * (len(value) > 50)
+        )
+    if isinstance(value, dict):
+        return {k: _shorten(v, limit) for k, v in value.items()}
+    return value
+
+
+def _row(record: RequestRecord) -> str:
+    e = html.escape
+    status = "no response" if record.status is None else str(record.status)
+    answer = [f'<span class="status s{str(record.status or 0)[0]}">{e(status)}</span>']
+    if record.error:
+        where = f" ({e(record.param)})" if record.param else ""
+        answer.append(
+            f"<div><b>{e(record.error)}</b>{where}: {e(record.error_message or '')}</div>"
+        )
+    if record.fault:
+        answer.append(f'<span class="tag">fault {e(record.fault)}</span>')
+    if record.stub:
+        answer.append(f'<span class="tag">stub {e(record.stub)}</span>')
+    answer += [
+        f'<div class="warning">warning {e(w.code)}: {e(w.message)}</div>' for w in record.warnings
+    ]
+    body = (
+        ""
+        if record.body is None
+        else json.dumps(_shorten(record.body), indent=2, ensure_ascii=False)
+    )
+    thumbs = []
+    for index, url in enumerate(record.images, 1):
+        path = url.partition("/images/")[2]
+        size = path.split("/")[1] if path.count("/") == 2 else ""
+        width, height = (int(x) for x in size.split("x")) if "x" in size else (1, 1)
+        tw, th = thumbnail_size(width, height)
+        thumbs.append(
+            f'<a href="{e(url)}"><img src="/__admin/thumbnails/{e(path)}" width="{tw}" '
+            f'height="{th}" alt="image {index} of request {record.id}"></a>'
+        )
+    clock = (
+        time.strftime("%H:%M:%S", time.gmtime(record.time)) + f".{int(record.time % 1 * 1000):03d}"
+    )
+    return (
+        f'<tr id="request-{record.id}"><td>{record.id}</td><td>{clock}<br>'
+        f'<span class="muted">{record.duration_ms:.1f} ms</span></td>'
+        f"<td>{e(record.method)} {e(record.path)}</td><td>{''.join(answer)}</td>"
+        f'<td><pre>{e(body)}</pre></td><td class="thumbs">{"".join(thumbs)}</td></tr>'
+    )

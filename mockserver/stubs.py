@@ -1,0 +1,204 @@
+"""Stubs: canned answers or faults for the requests they match, read from a folder of JSON files."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
+from mockserver.errors import ConfigError
+from mockserver.faults import matches
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)(?::([0-9]+))?\s*\}\}")
+_DATA = re.compile(r"\{\{\s*data\s*\}\}")
+_WHOLE_VALUE = {"data", "created"}
+_IN_TEXT = {"url", "prompt", "model", "created"}
+
+
+@dataclass(frozen=True)
+class Stub:
+    name: str  # the file name
+    match_body: Mapping[str, Any]
+    match_headers: Mapping[str, Any]
+    times: int | None
+    fault: str | None
+    delay_ms: int | None
+    retry_after_ms: int | None
+    status: int
+    headers: Mapping[str, str]
+    body: Any
+    url_count: int  # how many image URLs the body's placeholders use
+    uses_data: bool  # whether the body has "{{data}}"
+
+    def matches(self, body: Mapping[str, Any], headers: Mapping[str, str]) -> bool:
+        return matches(self.match_body, body) and matches(self.match_headers, headers)
+
+    def render(self, values: Mapping[str, Any], urls: list[str]) -> Any:
+        """The canned body with its placeholders filled in."""
+
+        def fill(value: Any) -> Any:
+            if isinstance(value, str):
+                whole = _PLACEHOLDER.fullmatch(value.strip())
+                if whole and whole[1] in _WHOLE_VALUE:
+                    return values[whole[1]]
+                return _PLACEHOLDER.sub(
+                    lambda m: urls[int(m[2]) - 1] if m[1] == "url" else str(values[m[1]]), value
+                )
+            if isinstance(value, list):
+                return [fill(v) for v in value]
+            if isinstance(value, dict):
+                return {k: fill(v) for k, v in value.items()}
+            return value
+
+        return fill(self.body)
+
+
+def _check_placeholders(value: Any, where: str) -> int:
+    """Raise on an unknown placeholder; return the highest {{url:K}}."""
+    highest = 0
+    if isinstance(value, str):
+        whole = _PLACEHOLDER.fullmatch(value.strip())
+        if whole and whole[1] in _WHOLE_VALUE and whole[2] is None:
+            return 0
+        for m in _PLACEHOLDER.finditer(value):
+            name, index = m[1], m[2]
+            if name == "data":
+                raise ValueError(f"{where}: {{{{data}}}} must be a whole string value")
+            if name not in _IN_TEXT or (name == "url") != (index is not None):
+                known = "{{url:K}}, {{prompt}}, {{model}}, {{created}}, {{data}}"
+                raise ValueError(f"{where}: unknown placeholder {m[0]!r}; known: {known}")
+            if index is not None:
+                if not 1 <= int(index) <= 999:
+                    raise ValueError(f"{where}: {m[0]!r}: K must be 1 to 999")
+                highest = max(highest, int(index))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            highest = max(highest, _check_placeholders(item, f"{where}[{i}]"))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            highest = max(highest, _check_placeholders(item, f"{where}.{key}"))
+    return highest
+
+
+def _check_regexes(values: Mapping[str, Any], where: str) -> None:
+    for name, value in values.items():
+        if isinstance(value, dict) and "regex" in value:
+            try:
+                re.compile(value["regex"])
+            except re.error as exc:
+                raise ValueError(
+                    f"{where}.{name}: invalid regex {value['regex']!r}: {exc}"
+                ) from None
+
+
+def load_stub(path: Path, validator: Draft202012Validator, fault_names: set[str]) -> Stub:
+    """One stub file, or ConfigError naming the file and what is wrong with it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"stub {path}: cannot be read: {exc}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"stub {path}: not valid JSON: {exc}") from exc
+    if isinstance(data, dict) and ("fault" in data) == ("response" in data):
+        raise ConfigError(f"stub {path}: give exactly one of 'fault' and 'response'")
+    error = best_match(validator.iter_errors(data))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "top level"
+        raise ConfigError(f"stub {path}: at {where}: {error.message}")
+    if data.get("fault") is not None and data["fault"] not in fault_names:
+        raise ConfigError(
+            f"stub {path}: unknown fault {data['fault']!r}; known: {', '.join(sorted(fault_names))}"
+        )
+    match = data["match"]
+    response = data.get("response", {})
+    try:
+        _check_regexes(match.get("body", {}), "match.body")
+        _check_regexes(match.get("headers", {}), "match.headers")
+        url_count = _check_placeholders(response.get("body"), "response.body")
+    except ValueError as exc:
+        raise ConfigError(f"stub {path}: {exc}") from None
+    return Stub(
+        name=path.name,
+        match_body=match.get("body", {}),
+        match_headers={k.lower(): v for k, v in match.get("headers", {}).items()},
+        times=data.get("times"),
+        fault=data.get("fault"),
+        delay_ms=data.get("delay_ms"),
+        retry_after_ms=data.get("retry_after_ms"),
+        status=response.get("status", 200),
+        headers=response.get("headers", {}),
+        body=response.get("body"),
+        url_count=url_count,
+        uses_data=bool(_DATA.search(json.dumps(response.get("body")))),
+    )
+
+
+class StubSet:
+    """The stubs of one folder, re-read when its files change or on reset.
+
+    At start-up a bad file is a ConfigError. Changed into a bad file while the mock runs,
+    it is kept in `.error`, which the mock answers until the file is fixed.
+    """
+
+    def __init__(self, directory: Path, schema_path: Path, fault_names: set[str]) -> None:
+        if not directory.is_dir():
+            raise ConfigError(f"fixtures folder {directory} does not exist or is not a folder")
+        self.directory = directory
+        self._validator = Draft202012Validator(json.loads(schema_path.read_text(encoding="utf-8")))
+        self._fault_names = fault_names
+        self._lock = threading.Lock()
+        self._signature: tuple[tuple[str, int, int], ...] = ()
+        self.stubs: list[Stub] = []
+        self.error: str | None = None
+        self._used: dict[str, int] = {}
+        self._load(self._scan())  # raises ConfigError: refused at start-up
+
+    def _scan(self) -> tuple[tuple[str, int, int], ...]:
+        try:
+            files = sorted(self.directory.glob("*.json"))
+            return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+        except OSError as exc:
+            raise ConfigError(f"fixtures folder {self.directory}: {exc}") from exc
+
+    def _load(self, signature: tuple[tuple[str, int, int], ...]) -> None:
+        stubs = [
+            load_stub(self.directory / name, self._validator, self._fault_names)
+            for name, _, _ in signature
+        ]
+        self.stubs, self._signature, self.error, self._used = stubs, signature, None, {}
+
+    def refresh(self, *, force: bool = False) -> None:
+        """Re-read the folder if a file was added, removed or changed (or always, with force)."""
+        with self._lock:
+            try:
+                signature = self._scan()
+                if force or signature != self._signature:
+                    self._signature = signature
+                    self._load(signature)
+            except ConfigError as exc:
+                self.error = str(exc)
+
+    def find(
+        self, body: Mapping[str, Any], headers: Mapping[str, str], *, consume: bool = True
+    ) -> Stub | None:
+        """The first stub (in file-name order) that matches and has uses left."""
+        with self._lock:
+            for stub in self.stubs:
+                used = self._used.get(stub.name, 0)
+                if stub.times is not None and used >= stub.times:
+                    continue
+                if stub.matches(body, headers):
+                    if consume:
+                        self._used[stub.name] = used + 1
+                    return stub
+        return None
+
+    def names(self) -> list[str]:
+        return [stub.name for stub in self.stubs]
