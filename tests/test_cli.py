@@ -175,8 +175,42 @@ def test_bad_option_values_are_refused_before_starting() -> None:
         (["--public-url", "ftp://x"], "must be http(s)://"),
         (["--api-key", ""], "non-empty string"),
         (["--max-body", "10"], "at least 1024 bytes"),
+        (["--latency", "soon"], "expected milliseconds (250) or a range (100-500)"),
+        (["--latency", "500-100"], "runs backwards"),
+        (["--fault-rate", "0.2"], "needs at least one fault"),
+        (["--fault", "quota"], "need a fault rate above 0"),
+        (["--fault-rate", "2", "--fault", "quota"], "probability from 0 to 1"),
+        (["--fault-rate", "0.2", "--fault", "gremlins"], "unknown fault 'gremlins'"),
+        (["--rpm", "0"], "rpm must be a whole number of at least 1"),
+        (["--journal-size", "0"], "journal size must be"),
+        (["--fixtures", "/no/such/folder"], "/no/such/folder does not exist"),
     ]:
         result = run_to_exit(*args, "--port", "0")
         assert result.returncode == 2, args
         assert expected in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+def test_toolkit_options_reach_the_server() -> None:
+    stubs = Path(__file__).parent.parent / "fixtures" / "stubs"
+    args = ["--rpm", "2", "--journal-size", "2", "--fixtures", str(stubs), "--latency", "1-3"]
+    with running(*args) as url:
+        statuses = [post(url, BODY).status_code for _ in range(3)]
+        journal = httpx.get(url + "/__admin/requests").json()
+        listed = httpx.get(url + "/__admin/stubs").json()["stubs"]
+
+    assert statuses == [200, 200, 429]
+    assert journal["journal_size"] == 2
+    assert [r["status"] for r in journal["requests"]] == [200, 429]
+    assert listed == sorted(p.name for p in stubs.glob("*.json"))
+
+
+def test_a_seeded_fault_rate_repeats_across_runs() -> None:
+    args = ["--fault-rate", "0.5", "--fault", "bad_gateway", "--fault", "quota", "--seed", "11"]
+    runs = []
+    for _ in range(2):
+        with running(*args) as url:
+            runs.append([post(url, BODY).status_code for _ in range(12)])
+
+    assert runs[0] == runs[1]
+    assert {200, 502, 429} == set(runs[0])

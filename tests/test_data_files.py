@@ -24,16 +24,28 @@ SCHEMA_FILES = [p for p in sorted(SCHEMAS.glob("*.json")) if "$schema" in load(p
 
 def test_the_schema_files_are_the_expected_ones() -> None:
     assert [p.name for p in SCHEMA_FILES] == [
+        "admin-faults.request.json",
         "error.response.json",
+        "faults.schema.json",
         "images-generations.request.json",
         "images-generations.response.json",
         "sizes.schema.json",
+        "stub.schema.json",
     ]
 
 
 @pytest.mark.parametrize("path", SCHEMA_FILES, ids=lambda p: p.name)
 def test_every_schema_is_valid_draft_2020_12(path: Path) -> None:
     Draft202012Validator.check_schema(json.loads(path.read_text(encoding="utf-8")))
+
+
+def test_the_shipped_fault_catalogue_matches_its_schema() -> None:
+    faults = load("faults.json")
+
+    Draft202012Validator(load("faults.schema.json")).validate(faults)
+    assert {f["error"] for f in faults["faults"].values() if "error" in f} <= set(
+        load("errors.json")["errors"]
+    )
 
 
 def test_the_shipped_size_table_matches_its_schema_and_the_request_schema() -> None:
@@ -47,8 +59,11 @@ def test_the_shipped_size_table_matches_its_schema_and_the_request_schema() -> N
 
 def test_the_catalogue_has_every_code_the_mock_raises() -> None:
     catalogue = load("errors.json")["errors"]
+    answered_by_faults = {
+        f["error"] for f in load("faults.json")["faults"].values() if "error" in f
+    }
 
-    assert set(catalogue) == REQUIRED_CODES
+    assert set(catalogue) == REQUIRED_CODES | answered_by_faults
     for code, entry in catalogue.items():
         assert 400 <= entry["status"] <= 599, code
         assert entry["message"], code
@@ -81,11 +96,44 @@ def test_a_missing_sizes_file_is_refused(tmp_path: Path) -> None:
         ({"api_keys": ["ok", "has space"]}, "without spaces"),
         ({"secret": ""}, "secret"),
         ({"max_body": 10}, "at least 1024"),
+        ({"journal_size": 0}, "journal size"),
+        ({"rpm": 0}, "rpm"),
+        ({"rpm": 1.5}, "rpm"),
+        ({"seed": -1}, "seed"),
+        ({"latency_ms": -5}, "latency"),
+        ({"latency_ms": (300, 100)}, "backwards"),
+        ({"fault_rate": 1.5, "fault_names": ["rate_limit"]}, "probability"),
+        ({"fault_rate": 0.5}, "at least one fault"),
+        ({"fault_names": ["rate_limit"]}, "fault rate above 0"),
     ],
 )
 def test_bad_settings_are_refused(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         MockConfig(**options)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"fault_rate": 0.5, "fault_names": ["gremlins"]}, "unknown fault 'gremlins'"),
+        ({"fixtures": "no-such-folder"}, "no-such-folder"),
+    ],
+)
+def test_settings_that_name_missing_things_are_refused_at_start(
+    options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        create_app(**options)
+
+
+def test_a_fault_answering_a_code_the_catalogue_lacks_is_refused(tmp_path: Path) -> None:
+    faults = load("faults.json")
+    faults["faults"]["rate_limit"]["error"] = "too_many"
+    path = tmp_path / "faults.json"
+    path.write_text(json.dumps(faults))
+
+    with pytest.raises(ConfigError, match="'rate_limit' answers 'too_many'"):
+        create_app(fault_catalogue=path)
 
 
 def test_settings_are_normalised_once() -> None:

@@ -6,8 +6,12 @@ import ast
 import contextlib
 import io
 import itertools
+import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +80,48 @@ def test_python_example_runs_as_shown() -> None:
 
     assert "/images/jimeng-4.0/2048x2048/" in url
     assert content_type == "image/png"
+
+
+def test_pytest_toolkit_example_passes_as_shown(pytester: pytest.Pytester) -> None:
+    _, source = block("python", "def test_poster_asks_for_two_wide_images")
+    pytester.makepyfile(test_readme_example=source)
+
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+
+    result.assert_outcomes(passed=2)
+
+
+def test_pytest_toolkit_example_can_fail(pytester: pytest.Pytester) -> None:
+    _, source = block("python", "def test_poster_asks_for_two_wide_images")
+    pytester.makepyfile(
+        test_readme_example=source.replace("n=2,\n        extra", "n=1,\n        extra")
+    )
+
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*Nearest: #1 POST /v1/images/generations -> 200*", "*n: expected 2, got 1*"]
+    )
+
+
+def test_ci_script_runs_as_shown(tmp_path: Path) -> None:
+    _, script = block("sh", "mock-journal.json")
+    client = (
+        f'{sys.executable} -c "import openai; '
+        "openai.OpenAI().images.generate(model='jimeng-4.0', prompt='from CI', n=1)\""
+    )
+    assert "pytest || status=$?" in script
+    script = script.replace("pytest || status=$?", f"{client} || status=$?")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("OPENAI_BASE_URL", None)
+
+    result = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 0, result.stderr
+    journal = json.loads((tmp_path / "artifacts" / "mock-journal.json").read_text())
+    (entry,) = journal["requests"]
+    assert (entry["status"], entry["body"]["prompt"]) == (200, "from CI")
+    assert entry["headers"]["authorization"] == "Bearer ****"
