@@ -182,8 +182,11 @@ def admin_routes(state: MockState, signer: ImageSigner) -> list[Route]:
             refresh=html.escape("/__admin/" + (f"?{urlencode(query)}" if query else "")),
             status=html.escape(query.get("status", "")),
             model=html.escape(query.get("model", "")),
-            rows="\n".join(_row(r) for r in reversed(records))
-            or '<tr><td colspan="6" class="muted">No requests yet.</td></tr>',
+            error=html.escape(query.get("error", "")),
+            limit=f'<input type="hidden" name="limit" value="{html.escape(query["limit"])}">'
+            if "limit" in query
+            else "",
+            rows="\n".join(_row(r) for r in reversed(records)) or _empty(query),
         )
         return HTMLResponse(text, headers={"Cache-Control": "no-store"})
 
@@ -198,6 +201,11 @@ def admin_routes(state: MockState, signer: ImageSigner) -> list[Route]:
         Route("/__admin/stubs", list_stubs, methods=["GET"]),
         Route("/__admin/thumbnails/{model}/{size}/{name}", thumbnail, methods=["GET"]),
     ]
+
+
+def _empty(query: dict[str, str]) -> str:
+    text = "No request matches the filter." if query else "No requests yet."
+    return f'<tr><td colspan="6" class="muted">{text}</td></tr>'
 
 
 def _shorten(value: Any, limit: int = 300) -> Any:

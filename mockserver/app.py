@@ -144,9 +144,9 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
                 fault.error,
                 param=fault.param,
                 headers=headers,
-                detail=f"(Answered by the stub {stub.name}.)"
+                detail=f"answered by the stub {stub.name}"
                 if stub
-                else "(This is a fault the mock was asked to inject.)",
+                else "a fault the mock was asked to inject",
                 retry_after=f"{math.ceil(retry / 1000)}s" if retry else "a moment",
                 delay=f"{round(delay)} ms",
             )
