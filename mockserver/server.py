@@ -22,7 +22,9 @@ DEFAULT_API_KEY = "sk-jimeng-mock"
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening socket, so the port is known (port 0 picks a free one) before serving."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must say TCP: asyncio sets TCP_NODELAY on accepted connections only then, and
+    # without it every keep-alive answer waits ~40 ms for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
