@@ -45,3 +45,34 @@ def test_openai_async_client_over_asgi_transport() -> None:
             return result.created, decoded.size, image.status_code, not_found.value.status_code
 
     assert asyncio.run(scenario()) == (1735689600, (1024, 682), 200, 404)
+
+
+def test_the_toolkit_works_over_an_asgi_transport() -> None:
+    """Journal, queued faults and checks through `app.state.mock`; a dropped connection, with
+    no connection to drop, is raised as ConnectionAbortedError to the client."""
+    app = create_app()
+    mock = app.state.mock
+    mock.fail_next("rate_limit", retry_after_ms=10)
+    mock.fail_next("disconnect")
+
+    async def scenario() -> None:
+        transport = httpx2.ASGITransport(app=app)
+        async with (
+            httpx2.AsyncClient(transport=transport, base_url="http://mock") as http,
+            openai.AsyncOpenAI(
+                base_url="http://mock/v1", api_key="sk-asgi", http_client=http, max_retries=1
+            ) as client,
+        ):
+            with pytest.raises(ConnectionAbortedError):
+                await client.images.generate(model="jimeng-4.0", prompt="a cat", n=1)
+            await client.images.generate(model="jimeng-4.0", prompt="a cat", n=1)
+
+    asyncio.run(scenario())
+
+    assert [(r.status, r.fault) for r in mock.requests] == [
+        (429, "rate_limit"),
+        (None, "disconnect"),
+        (200, None),
+    ]
+    mock.assert_requested(3, model="jimeng-4.0")
+    mock.check()
