@@ -116,7 +116,8 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
         exchange.fault = fault.name if fault else None
         exchange.stub = stub.name if stub else None
 
-        own_delay = fault.delay_ms if fault else (stub.delay_ms or 0) if stub else 0
+        # A stub's delay_ms is already in its fault; a canned answer has only the stub's.
+        own_delay = fault.delay_ms if fault else (stub and stub.delay_ms) or 0
         delay = state.faults.cap(
             (own_delay if asked_latency is None else asked_latency) + chaos_delay
         )

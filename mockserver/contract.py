@@ -131,7 +131,7 @@ class RequestContract:
         sizes: SizeTable,
         *,
         strict: bool,
-        warnings: Mapping[str, Any] | None = None,
+        warnings: Mapping[str, Any],
     ) -> None:
         schema: dict[str, Any] = copy.deepcopy(dict(document))
         properties: dict[str, Any] = schema["properties"]
@@ -150,14 +150,13 @@ class RequestContract:
         self.max_images_total: int = schema["x-max-images-total"]
         self._validator = RequestValidator(schema)
         self._field_order = {name: i for i, name in enumerate(properties)}
-        rules = warnings or {"warnings": {}, "aliases": {}, "ignored": {}}
         self._warning_messages: dict[str, str] = {
-            code: entry["message"] for code, entry in rules["warnings"].items()
+            code: entry["message"] for code, entry in warnings["warnings"].items()
         }
-        if warnings is not None and (missing := WARNING_CODES - self._warning_messages.keys()):
+        if missing := WARNING_CODES - self._warning_messages.keys():
             raise ConfigError(f"{WARNINGS} lacks the warnings {', '.join(sorted(missing))}")
-        self._aliases: dict[str, str] = dict(rules["aliases"])
-        self._ignored: dict[str, str] = dict(rules["ignored"])
+        self._aliases: dict[str, str] = dict(warnings["aliases"])
+        self._ignored: dict[str, str] = dict(warnings["ignored"])
 
     @classmethod
     def from_dir(cls, directory: Path, sizes: SizeTable, *, strict: bool) -> RequestContract:
@@ -168,16 +167,15 @@ class RequestContract:
     def warnings(self, body: Mapping[str, Any]) -> list[ContractWarning]:
         """What in a valid request the service would ignore, which is probably a mistake."""
         found: list[ContractWarning] = []
-        known = list(self.schema["properties"])
         for name in body:
-            if name in self.schema["properties"]:
+            if name in self._field_order:
                 continue
             if name in self._ignored:
                 hint = self._ignored[name]
                 found.append(self._warning("ignored_field", name, f" {hint}" if hint else ""))
             else:
                 guess = self._aliases.get(name) or next(
-                    iter(difflib.get_close_matches(name, known, n=1, cutoff=0.6)), None
+                    iter(difflib.get_close_matches(name, self._field_order, n=1, cutoff=0.6)), None
                 )
                 found.append(
                     self._warning(
@@ -191,8 +189,8 @@ class RequestContract:
         return found
 
     def _warning(self, code: str, param: str, hint: str) -> ContractWarning:
-        template = self._warning_messages.get(code, "'{param}': " + code + ".{hint}")
-        return ContractWarning(code, param, template.format(param=param, hint=hint))
+        message = self._warning_messages[code].format(param=param, hint=hint)
+        return ContractWarning(code, param, message)
 
     def validate(self, request: Mapping[str, Any]) -> Generation:
         body = {k: v for k, v in request.items() if v is not None or k not in self.optional}

@@ -6,6 +6,7 @@ import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from mockserver.config import MockConfig, data_dir
@@ -142,13 +143,9 @@ class MockState:
         Values match when equal, when a compiled regex finds them, or when a callable
         says so. On a failure the message shows the nearest request and what differs.
         """
-        meta = {}
-        if status is not None:
-            fields = {"status": status, **fields}
-            meta["status"] = _status
-        if error is not None:
-            fields = {"error": error, **fields}
-            meta["error"] = _error
+        asked = {"status": status, "error": error}
+        meta = {name: attrgetter(name) for name, value in asked.items() if value is not None}
+        fields = {**{name: asked[name] for name in meta}, **fields}
         return assert_requested(self.journal.records(), fields, count, meta=meta)
 
     def check(self) -> None:
@@ -161,11 +158,3 @@ class MockState:
                 + "\n".join(f"- {line}" for line in found)
                 + "\nErrors a test provokes on purpose: call expect_errors(CODE, ...) first."
             )
-
-
-def _status(record: RequestRecord) -> Any:
-    return record.status
-
-
-def _error(record: RequestRecord) -> Any:
-    return record.error

@@ -49,7 +49,6 @@ def test_rate_limit_twice_then_recovers_and_the_sdk_waits_retry_after(
     # The SDK slept the 300 ms of retry-after-ms before each retry, not its own back-off.
     assert second.time - first.time >= 0.3
     assert third.time - second.time >= 0.3
-    assert third.time - first.time < 3
 
 
 def test_quota_is_not_retried(jimeng_mock: MockServer, retrying: openai.OpenAI) -> None:
