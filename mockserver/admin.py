@@ -2,31 +2,34 @@
 
 from __future__ import annotations
 
+import hmac
 import html
 import json
 import re
 import string
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from jsonschema import Draft202012Validator, ValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from mockserver.bodies import read_json_object
-from mockserver.config import data_dir
+from mockserver.config import MockConfig, data_dir
 from mockserver.contract import param_path
 from mockserver.errors import ApiError
 from mockserver.images import ImageSigner, render_thumbnail, thumbnail_size
 from mockserver.journal import RequestRecord
+from mockserver.render import Renderer
 
 if TYPE_CHECKING:
     from mockserver.state import MockState
 
+Endpoint = Callable[[Request], Awaitable[Response]]
 PAGE = string.Template((Path(__file__).parent / "admin.html").read_text(encoding="utf-8"))
 PAGE_ROWS = 100
 ADMIN_BODY_LIMIT = 64 * 1024
@@ -84,7 +87,7 @@ def _schema_error(error: ValidationError) -> ApiError:
     return ApiError("invalid_value", param=param_path(path), detail=error.message)
 
 
-def admin_routes(state: MockState, signer: ImageSigner) -> list[Route]:
+def admin_routes(state: MockState, signer: ImageSigner, renderer: Renderer) -> list[Route]:
     fault_request = Draft202012Validator(
         json.loads((data_dir() / "admin-faults.request.json").read_text(encoding="utf-8"))
     )
@@ -162,7 +165,7 @@ def admin_routes(state: MockState, signer: ImageSigner) -> list[Route]:
 
     async def thumbnail(request: Request) -> Response:
         spec = signer.parse(**request.path_params)
-        png = await run_in_threadpool(render_thumbnail, spec)
+        png = await renderer.png(("thumbnail", spec), lambda: render_thumbnail(spec))
         return Response(
             png, media_type="image/png", headers={"Cache-Control": "public, max-age=31536000"}
         )
@@ -190,17 +193,43 @@ def admin_routes(state: MockState, signer: ImageSigner) -> list[Route]:
         )
         return HTMLResponse(text, headers={"Cache-Control": "no-store"})
 
+    def route(path: str, endpoint: Endpoint, method: str) -> Route:
+        async def guarded(request: Request) -> Response:
+            _admit(state.config, request)
+            return await endpoint(request)
+
+        return Route(path, guarded, methods=[method])
+
     return [
-        Route("/__admin/", page, methods=["GET"]),
-        Route("/__admin/requests", list_requests, methods=["GET"]),
-        Route("/__admin/requests", delete_requests, methods=["DELETE"]),
-        Route("/__admin/reset", reset, methods=["POST"]),
-        Route("/__admin/faults", list_faults, methods=["GET"]),
-        Route("/__admin/faults", queue_fault, methods=["POST"]),
-        Route("/__admin/faults", clear_faults, methods=["DELETE"]),
-        Route("/__admin/stubs", list_stubs, methods=["GET"]),
-        Route("/__admin/thumbnails/{model}/{size}/{name}", thumbnail, methods=["GET"]),
+        route("/__admin/", page, "GET"),
+        route("/__admin/requests", list_requests, "GET"),
+        route("/__admin/requests", delete_requests, "DELETE"),
+        route("/__admin/reset", reset, "POST"),
+        route("/__admin/faults", list_faults, "GET"),
+        route("/__admin/faults", queue_fault, "POST"),
+        route("/__admin/faults", clear_faults, "DELETE"),
+        route("/__admin/stubs", list_stubs, "GET"),
+        route("/__admin/thumbnails/{model}/{size}/{name}", thumbnail, "GET"),
     ]
+
+
+def _admit(config: MockConfig, request: Request) -> None:
+    """With a token, the admin routes want it in X-Admin-Token; without, a loopback address."""
+    if config.admin_token is not None:
+        sent = request.headers.get("x-admin-token", "")
+        if not hmac.compare_digest(sent.encode(), config.admin_token.encode()):
+            raise ApiError(
+                "admin_forbidden",
+                detail="send the token given with --admin-token in the X-Admin-Token header"
+                if not sent
+                else "the X-Admin-Token header does not match --admin-token",
+            )
+    elif not config.loopback:
+        raise ApiError(
+            "admin_forbidden",
+            detail=f"the mock listens on {config.host}, beyond this machine; start it with "
+            "--admin-token TOKEN and send the token in the X-Admin-Token header",
+        )
 
 
 def _empty(query: dict[str, str]) -> str:

@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -28,6 +28,10 @@ from mockserver.errors import ApiError, ErrorCatalogue
 from mockserver.faults import Fault
 from mockserver.images import ImageSigner, ImageSpec, render_spec
 from mockserver.journal import RequestRecord, redact_headers
+from mockserver.openapi import build_document
+from mockserver.render import Renderer
+from mockserver.replay import SCOPE_KEY as REPLAY_KEY
+from mockserver.replay import Replay
 from mockserver.sizes import SizeTable
 from mockserver.state import Exchange, MockState
 
@@ -46,6 +50,9 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
     sizes = SizeTable.from_file(config.sizes_file)
     contract = RequestContract.from_dir(data_dir(), sizes, strict=config.strict)
     signer = ImageSigner(config.secret)
+    renderer = Renderer(
+        config.render_concurrency, config.render_queue, config.image_cache_mb * 1024 * 1024
+    )
     state = MockState(config, catalogue.kinds)
 
     def authenticate(request: Request) -> None:
@@ -158,9 +165,7 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
             if generation.response_format == "b64_json":
                 return [
                     {
-                        "b64_json": base64.b64encode(
-                            await run_in_threadpool(render_spec, spec)
-                        ).decode(),
+                        "b64_json": base64.b64encode(await image(spec)).decode(),
                         "revised_prompt": generation.prompt,
                     }
                     for spec in specs[:count]
@@ -189,6 +194,13 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
             )
 
         exchange.images = urls[:count]
+        if fault is None and not delay:
+            # A plain answer: the same request gets it again, so it may be replayed.
+            request.scope[REPLAY_KEY] = {
+                "body": body,
+                "images": exchange.images,
+                "warnings": exchange.warnings,
+            }
         payload = {"created": config.created_at(), "data": await data()}
         if fault and fault.action == "malformed":
             text = json.dumps(payload)
@@ -218,11 +230,19 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
         wanted = _etags(request.headers.get("if-none-match"))
         if headers["ETag"] in wanted or "*" in wanted:
             return Response(status_code=304, headers=headers)
-        png = await run_in_threadpool(render_spec, spec)
+        png = await image(spec)
         return Response(png, media_type="image/png", headers=headers)
+
+    async def image(spec: ImageSpec) -> bytes:
+        return await renderer.png(spec, lambda: render_spec(spec))
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
+
+    document = build_document(contract, catalogue, state.faults)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(document)
 
     def record(request: Request, exchange: Exchange, status: int | None, started: float) -> None:
         state.journal.add(
@@ -316,10 +336,12 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
         api_route("/v1/models/{model}", retrieve_model, ["GET"]),
         Route("/images/{model}/{size}/{name}", get_image, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
-        *admin_routes(state, signer),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        *admin_routes(state, signer, renderer),
     ]
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(Replay, state=state)],
         exception_handlers={
             ApiError: on_api_error,
             HTTPException: on_http_error,
@@ -329,6 +351,7 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
     # A slash too many is an unknown URL, as on the real service, not a redirect.
     app.router.redirect_slashes = False
     app.state.mock = state
+    app.state.renderer = renderer
     return app
 
 

@@ -3,25 +3,34 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import uvicorn
+from starlette.applications import Starlette
+from uvicorn.supervisors import Multiprocess
 
 from mockserver.app import create_app
 from mockserver.config import (
     DEFAULT_CREATED,
+    DEFAULT_IMAGE_CACHE_MB,
     DEFAULT_JOURNAL_SIZE,
     DEFAULT_MAX_BODY,
+    DEFAULT_RENDER_CONCURRENCY,
+    DEFAULT_RENDER_QUEUE,
     DEFAULT_SECRET,
     MockConfig,
 )
 from mockserver.errors import ConfigError
 from mockserver.server import base_url, bind_socket
 
-LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+# uvicorn's "trace" level is left out: it logs every request's headers, API keys included.
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+WORKER_ARGV = "JIMENG_MOCK_WORKER_ARGV"
 
 
 def _created(value: str) -> int | str:
@@ -134,6 +143,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--seed", type=int, metavar="N", help="seed for --latency and --fault-rate draws")
     add("--rpm", type=int, metavar="N", help="answer 429 once a key sends more than N a minute")
+    add(
+        "--render-concurrency",
+        type=int,
+        default=DEFAULT_RENDER_CONCURRENCY,
+        metavar="N",
+        help="images drawn at once (default: %(default)s)",
+    )
+    add(
+        "--render-queue",
+        type=int,
+        default=DEFAULT_RENDER_QUEUE,
+        metavar="N",
+        help="renders that may wait their turn; past that, 503 with Retry-After "
+        "(default: %(default)s)",
+    )
+    add(
+        "--image-cache-mb",
+        type=int,
+        default=DEFAULT_IMAGE_CACHE_MB,
+        metavar="MB",
+        help="memory for drawn PNGs, per worker (default: %(default)s)",
+    )
+    add(
+        "--admin-token",
+        metavar="TOKEN",
+        help="require this token in X-Admin-Token on /__admin/ routes; needed to use them "
+        "when --host is not a loopback address",
+    )
+    add(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes serving the port; each has its own journal (default: %(default)s)",
+    )
     add("--log-level", choices=LOG_LEVELS, default="info", help="(default: %(default)s)")
     return parser
 
@@ -157,28 +201,57 @@ class _Server(uvicorn.Server):
             print(self.ready_line, flush=True)
 
 
+class _Workers(Multiprocess):
+    """uvicorn's worker processes, with the ready line once every worker serves."""
+
+    ready_line = ""
+
+    def init_processes(self) -> None:
+        super().init_processes()
+        if all(p.wait_until_ready(60, self.should_exit) for p in self.processes):
+            print(self.ready_line, flush=True)
+
+
+def config_from(args: argparse.Namespace) -> MockConfig:
+    return MockConfig(
+        api_keys=args.api_keys,
+        created=args.created,
+        public_url=args.public_url,
+        strict=args.strict,
+        sizes=args.sizes,
+        errors=args.errors,
+        secret=args.secret,
+        max_body=args.max_body,
+        journal_size=args.journal_size,
+        fixtures=args.fixtures,
+        fault_catalogue=args.fault_catalogue,
+        latency_ms=args.latency,
+        fault_rate=args.fault_rate,
+        fault_names=args.fault_names,
+        seed=args.seed,
+        rpm=args.rpm,
+        render_concurrency=args.render_concurrency,
+        render_queue=args.render_queue,
+        image_cache_mb=args.image_cache_mb,
+        host=args.host,
+        admin_token=args.admin_token,
+    )
+
+
+def worker_app() -> Starlette:
+    """The app of one worker process, from the options the command was started with."""
+    args = build_parser().parse_args(json.loads(os.environ[WORKER_ARGV]))
+    return create_app(config_from(args))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if args.workers < 1:
+        print(f"jimeng-mock: --workers must be at least 1, not {args.workers}", file=sys.stderr)
+        return 2
     try:
-        config = MockConfig(
-            api_keys=args.api_keys,
-            created=args.created,
-            public_url=args.public_url,
-            strict=args.strict,
-            sizes=args.sizes,
-            errors=args.errors,
-            secret=args.secret,
-            max_body=args.max_body,
-            journal_size=args.journal_size,
-            fixtures=args.fixtures,
-            fault_catalogue=args.fault_catalogue,
-            latency_ms=args.latency,
-            fault_rate=args.fault_rate,
-            fault_names=args.fault_names,
-            seed=args.seed,
-            rpm=args.rpm,
-        )
-        app = create_app(config)
+        app = create_app(config_from(args))
     except ConfigError as exc:
         print(f"jimeng-mock: {exc}", file=sys.stderr)
         return 2
@@ -190,8 +263,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    port = sock.getsockname()[1]
+    ready_line = f"jimeng-mock listening on {base_url(args.host, sock.getsockname()[1])}"
+    if args.workers > 1:
+        # Each worker builds its own app from the same options; image URLs are signed, not
+        # stored, so any worker serves any URL. The journal is each worker's own.
+        os.environ[WORKER_ARGV] = json.dumps(argv)
+        config = uvicorn.Config(
+            "mockserver.cli:worker_app",
+            factory=True,
+            workers=args.workers,
+            log_level=args.log_level,
+            lifespan="off",
+        )
+        workers = _Workers(config, sockets=[sock])
+        workers.ready_line = ready_line
+        workers.run()
+        return 0
     server = _Server(uvicorn.Config(app, log_level=args.log_level, lifespan="off"))
-    server.ready_line = f"jimeng-mock listening on {base_url(args.host, port)}"
+    server.ready_line = ready_line
     server.run(sockets=[sock])
     return 0

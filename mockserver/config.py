@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +21,10 @@ DEFAULT_CREATED = 1735689600  # the API document's example timestamp
 DEFAULT_SECRET = "jimeng-mockserver"
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_JOURNAL_SIZE = 1000
+DEFAULT_RENDER_CONCURRENCY = min(4, os.cpu_count() or 1)
+DEFAULT_RENDER_QUEUE = 64
+DEFAULT_IMAGE_CACHE_MB = 32
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 def read_data_file(path: Path, schema_name: str, what: str) -> Any:
@@ -61,6 +67,11 @@ class MockConfig:
     fault_names: Sequence[str] = ()
     seed: int | None = None
     rpm: int | None = None
+    render_concurrency: int = DEFAULT_RENDER_CONCURRENCY
+    render_queue: int = DEFAULT_RENDER_QUEUE
+    image_cache_mb: int = DEFAULT_IMAGE_CACHE_MB
+    host: str = "127.0.0.1"
+    admin_token: str | None = None
 
     def __post_init__(self) -> None:
         keys = (self.api_keys,) if isinstance(self.api_keys, str) else tuple(self.api_keys)
@@ -97,6 +108,13 @@ class MockConfig:
             _check_count("rpm", self.rpm, minimum=1)
         if self.seed is not None:
             _check_count("seed", self.seed, minimum=0)
+        _check_count("render concurrency", self.render_concurrency, minimum=1)
+        _check_count("render queue", self.render_queue, minimum=0)
+        _check_count("image cache", self.image_cache_mb, minimum=0)
+        if self.admin_token is not None and (
+            not isinstance(self.admin_token, str) or len(self.admin_token) < 8
+        ):
+            raise ConfigError("admin token must be a string of at least 8 characters")
         self._check_chaos()
 
     def _check_chaos(self) -> None:
@@ -126,6 +144,16 @@ class MockConfig:
 
     def created_at(self) -> int:
         return int(time.time()) if self.created == "now" else self.created
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the mock listens on this machine only, where the admin routes are open."""
+        if self.host in LOOPBACK:
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
 
     @property
     def sizes_file(self) -> Path:

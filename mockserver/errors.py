@@ -56,6 +56,8 @@ REQUIRED_CODES = frozenset(
         "server_error",
         "rate_limit_exceeded",
         "stub_error",
+        "admin_forbidden",
+        "server_busy",
     }
 )
 

@@ -151,6 +151,9 @@ class FaultQueue:
             self._queue.clear()
             return count
 
+    def __len__(self) -> int:
+        return len(self._queue)
+
 
 @dataclass(frozen=True)
 class Chaos:
@@ -163,6 +166,10 @@ class Chaos:
 
     def rng(self) -> random.Random:
         return random.Random(self.seed)
+
+    @property
+    def off(self) -> bool:
+        return not self.fault_rate and self.latency_ms == (0, 0)
 
     def draw(self, rng: random.Random) -> tuple[float, str | None]:
         low, high = self.latency_ms

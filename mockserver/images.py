@@ -6,9 +6,10 @@ import colorsys
 import functools
 import hashlib
 import hmac
-import io
 import random
 import re
+import struct
+import zlib
 from dataclasses import dataclass
 
 import PIL
@@ -17,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 from mockserver.errors import ApiError
 
 # Bump when the drawing changes, so ETags of old bytes stop matching.
-RENDER_VERSION = 1
+RENDER_VERSION = 2
 MAX_SIDE = 16384
 
 _NAME = re.compile(r"(?P<seed>[0-9a-f]{16})-(?P<index>[1-9][0-9]{0,2})-(?P<sig>[0-9a-f]{16})\.png")
@@ -57,7 +58,9 @@ class ImageSigner:
         return f"/images/{spec.key}-{self._sign(spec.key)}.png"
 
     def etag(self, spec: ImageSpec) -> str:
-        tag = hashlib.sha256(f"{spec.key}|{RENDER_VERSION}|{PIL.__version__}".encode())
+        tag = hashlib.sha256(
+            f"{spec.key}|{RENDER_VERSION}|{PIL.__version__}|{zlib.ZLIB_RUNTIME_VERSION}".encode()
+        )
         return f'"{tag.hexdigest()[:32]}"'
 
     def parse(self, model: str, size: str, name: str) -> ImageSpec:
@@ -86,40 +89,81 @@ def _colour(hue: float, saturation: float, value: float) -> list[int]:
     return [round(c * 255) for c in colorsys.hsv_to_rgb(hue % 1.0, saturation, value)]
 
 
-@functools.lru_cache(maxsize=32)
 def render_spec(spec: ImageSpec) -> bytes:
     lines = [spec.model, f"{spec.width} x {spec.height}", f"#{spec.index}  {spec.seed[:8]}"]
     return render_placeholder(spec.width, spec.height, f"{spec.seed}-{spec.index}", lines)
 
 
+# Palette indexes of the 2-bit image, and a byte of four border pixels.
+_BACKGROUND, _STRIPE, _INK, _PANEL = 0, 1, 2, 3
+_INK_BYTE = b"\xaa"
+
+
 def render_placeholder(width: int, height: int, seed: str, lines: list[str]) -> bytes:
     """A PNG of exactly width x height: colour and stripes from `seed`, `lines` as a label.
 
-    Four palette colours keep it a 2-bit PNG, small and quick to encode even at 4K.
+    Four palette colours make it a 2-bit PNG, four pixels to a byte. The diagonal stripes
+    make row y the same pattern shifted by y pixels, so each distinct row is built once,
+    as bytes, and the rows are compressed straight into the PNG; only the label is drawn.
+    Borders and the label panel start and end on whole bytes.
     """
     rng = random.Random(seed)
     hue = rng.random()
-    image = Image.new("P", (width, height), 0)
-    # 0 background, 1 stripes, 2 ink, 3 label panel
-    image.putpalette(
+    palette = bytes(
         _colour(hue, 0.30, 0.95) + _colour(hue, 0.55, 0.78) + [24, 24, 24] + [255, 255, 255]
     )
-    draw = ImageDraw.Draw(image)
-
     short = min(width, height)
     spacing = max(6, short // rng.randint(6, 16))
     slope = rng.choice((-1, 1))
-    for offset in range(-height, width + height, spacing):
-        draw.line(
-            [(offset, 0), (offset + slope * height, height)], fill=1, width=max(1, spacing // 3)
-        )
-    border = max(1, short // 128)
-    draw.rectangle([0, 0, width - 1, height - 1], outline=2, width=border)
+    thick = max(1, spacing // 3)
+    border = -(-max(1, short // 128) // 4) * 4  # pixels, rounded up to whole bytes
 
-    _draw_label(draw, width, height, lines)
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG", compress_level=1)
-    return buffer.getvalue()
+    stride = (width + 3) // 4
+    left = min(border // 4, stride)
+    right = max(left, (width - border) // 4)
+    unit = bytes([_STRIPE]) * thick + bytes([_BACKGROUND]) * (spacing - thick)
+    pattern = unit * ((4 * stride + spacing + 8) // spacing + 1)
+    phases = [_pack(pattern[p : p + 4 * (stride + spacing // 4 + 1)]) for p in range(4)]
+
+    rows: dict[int, bytes] = {}
+
+    def row(y: int) -> bytes:
+        shift = (slope * y) % spacing
+        if shift not in rows:
+            stripes = phases[shift % 4][shift // 4 : shift // 4 + stride]
+            rows[shift] = _INK_BYTE * left + stripes[left:right] + _INK_BYTE * (stride - right)
+        return rows[shift]
+
+    edge = _INK_BYTE * stride
+    scanlines = [edge if y < border or y >= height - border else row(y) for y in range(height)]
+    panel = _label_panel(width, height, lines, left * 4, right * 4)
+    if panel is not None:
+        x, y, image = panel
+        step = image.width // 4
+        packed = image.tobytes("raw", "P;2")
+        for i in range(image.height):
+            line = scanlines[y + i]
+            piece = packed[i * step : (i + 1) * step]
+            scanlines[y + i] = line[: x // 4] + piece + line[x // 4 + step :]
+    raw = b"".join(b"\x00" + line for line in scanlines)  # filter type 0 on every row
+    return b"".join(
+        (
+            b"\x89PNG\r\n\x1a\n",
+            _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 2, 3, 0, 0, 0)),
+            _chunk(b"PLTE", palette),
+            _chunk(b"IDAT", zlib.compress(raw, 1)),
+            _chunk(b"IEND", b""),
+        )
+    )
+
+
+def _pack(pixels: bytes) -> bytes:
+    """One byte per pixel to four pixels per byte."""
+    return Image.frombytes("P", (len(pixels), 1), pixels).tobytes("raw", "P;2")
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 @functools.lru_cache(maxsize=64)
@@ -127,24 +171,34 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
-def _draw_label(draw: ImageDraw.ImageDraw, width: int, height: int, lines: list[str]) -> None:
+def _label_panel(
+    width: int, height: int, lines: list[str], low: int, high: int
+) -> tuple[int, int, Image.Image] | None:
+    """The label: a panel with the lines centred, and where it goes (x on a whole byte)."""
     probe = _font(100)
-    widest = max(draw.textlength(line, font=probe) for line in lines)
+    widest = max(probe.getlength(line) for line in lines)
     size = int(min(height / (len(lines) * 1.6 + 1) * 0.6, width * 0.7 / widest * 100))
     if size < 6:
-        return  # too small to read: stripes and colour still tell images apart
+        return None  # too small to read: stripes and colour still tell images apart
     font = _font(size)
     line_height = round(size * 1.3)
-    text_width = max(draw.textlength(line, font=font) for line in lines)
     pad = size // 2
-    box_w, box_h = text_width + 2 * pad, line_height * len(lines) + 2 * pad - (line_height - size)
-    left, top = (width - box_w) / 2, (height - box_h) / 2
-    draw.rectangle(
-        [left, top, left + box_w, top + box_h], fill=3, outline=2, width=max(1, size // 12)
-    )
+    box_w = round(max(font.getlength(line) for line in lines)) + 2 * pad
+    box_h = line_height * len(lines) + 2 * pad - (line_height - size)
+    x = max(low, (width - box_w) // 2 // 4 * 4)
+    box_w = min(-(-box_w // 4) * 4, high - x)
+    y = max(0, (height - box_h) // 2)
+    box_h = min(box_h, height - y)
+    if box_w <= 0 or box_h <= 0:
+        return None
+    image = Image.new("P", (box_w, box_h), _PANEL)
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([0, 0, box_w - 1, box_h - 1], outline=_INK, width=max(1, size // 12))
     for i, line in enumerate(lines):
-        x = (width - draw.textlength(line, font=font)) / 2
-        draw.text((x, top + pad + i * line_height), line, font=font, fill=2)
+        draw.text(
+            ((box_w - font.getlength(line)) / 2, pad + i * line_height), line, font=font, fill=_INK
+        )
+    return x, y, image
 
 
 THUMBNAIL_SIDE = 160
@@ -155,7 +209,6 @@ def thumbnail_size(width: int, height: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-@functools.lru_cache(maxsize=256)
 def render_thumbnail(spec: ImageSpec) -> bytes:
     """The image drawn small, with its colours and stripes, for the journal page."""
     width, height = thumbnail_size(spec.width, spec.height)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import threading
 import time
@@ -50,17 +51,19 @@ class MockServer:
         self,
         config: MockConfig | None = None,
         *,
-        host: str = "127.0.0.1",
+        host: str | None = None,
         port: int = 0,
         log_level: str = "warning",
         **options: Any,
     ) -> None:
         if config is not None and options:
             raise TypeError("pass either a MockConfig or keyword options, not both")
-        self.config = config or MockConfig(**options)
+        config = config or MockConfig(**options)
+        # The config knows the address too: the admin routes close beyond loopback.
+        self.config = dataclasses.replace(config, host=host) if host else config
         self.app = create_app(self.config)
         self.state: MockState = self.app.state.mock
-        self.host = host
+        self.host = self.config.host
         self._port = port
         self._log_level = log_level
         self._server: uvicorn.Server | None = None

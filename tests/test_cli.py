@@ -184,6 +184,11 @@ def test_bad_option_values_are_refused_before_starting() -> None:
         (["--rpm", "0"], "rpm must be a whole number of at least 1"),
         (["--journal-size", "0"], "journal size must be"),
         (["--fixtures", "/no/such/folder"], "/no/such/folder does not exist"),
+        (["--render-concurrency", "0"], "render concurrency must be"),
+        (["--render-queue", "-1"], "render queue must be"),
+        (["--image-cache-mb", "-1"], "image cache must be"),
+        (["--admin-token", "short"], "at least 8 characters"),
+        (["--workers", "0"], "--workers must be at least 1"),
     ]:
         result = run_to_exit(*args, "--port", "0")
         assert result.returncode == 2, args
@@ -214,3 +219,65 @@ def test_a_seeded_fault_rate_repeats_across_runs() -> None:
 
     assert runs[0] == runs[1]
     assert {200, 502, 429} == set(runs[0])
+
+
+def test_render_and_admin_options_reach_the_server() -> None:
+    args = ["--host", "0.0.0.0", "--admin-token", "token-for-ci", "--render-queue", "0"]
+    with running(*args, "--render-concurrency", "1", "--image-cache-mb", "0") as url:
+        local = url.replace("0.0.0.0", "127.0.0.1")
+        closed = httpx.get(local + "/__admin/requests")
+        opened = httpx.get(local + "/__admin/requests", headers={"X-Admin-Token": "token-for-ci"})
+        answer = post(local, BODY)
+        image = httpx.get(answer.json()["data"][0]["url"])
+
+    assert url.startswith("http://0.0.0.0:")
+    assert (closed.status_code, closed.json()["error"]["code"]) == (403, "admin_forbidden")
+    assert opened.status_code == 200
+    assert image.status_code == 200
+
+
+def worker_pids(parent: int) -> set[int]:
+    """The processes whose parent is `parent` and that serve: uvicorn's spawned workers."""
+    found = set()
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines())
+            command = (status.parent / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if int(fields["PPid"]) == parent and b"spawn_main" in command:
+            found.add(int(status.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_workers_share_the_port_and_serve_the_same_images() -> None:
+    process = subprocess.Popen(
+        [*COMMAND, "--port", "0", "--log-level", "warning", "--workers", "2"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith(READY), line
+        url = line.removeprefix(READY).strip()
+        assert len(worker_pids(process.pid)) == 2
+
+        # A fresh connection each time, so both workers answer some of them.
+        answers = [post(url, BODY).json() for _ in range(20)]
+        assert all(a == answers[0] for a in answers)
+        images = {httpx.get(answers[0]["data"][0]["url"]).content for _ in range(10)}
+        assert len(images) == 1
+        # Each worker keeps its own journal: together they hold every request.
+        counts = [httpx.get(url + "/__admin/requests").json()["count"] for _ in range(20)]
+        assert max(counts) <= 20
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            assert process.wait(timeout=15) == 0
+        finally:
+            process.kill()
+            if process.stdout:
+                process.stdout.close()
+    assert worker_pids(process.pid) == set()
