@@ -145,13 +145,19 @@ def render_placeholder(width: int, height: int, seed: str, lines: list[str]) -> 
             line = scanlines[y + i]
             piece = packed[i * step : (i + 1) * step]
             scanlines[y + i] = line[: x // 4] + piece + line[x // 4 + step :]
-    raw = b"".join(b"\x00" + line for line in scanlines)  # filter type 0 on every row
+    # Compressed a band of rows at a time, so the whole raw image is never in memory at once.
+    compressor = zlib.compressobj(1)
+    idat = [
+        compressor.compress(b"".join(b"\x00" + line for line in scanlines[top : top + 256]))
+        for top in range(0, height, 256)  # \x00: filter type None on every row
+    ]
+    idat.append(compressor.flush())
     return b"".join(
         (
             b"\x89PNG\r\n\x1a\n",
             _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 2, 3, 0, 0, 0)),
             _chunk(b"PLTE", palette),
-            _chunk(b"IDAT", zlib.compress(raw, 1)),
+            _chunk(b"IDAT", b"".join(idat)),
             _chunk(b"IEND", b""),
         )
     )
