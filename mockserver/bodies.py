@@ -13,6 +13,17 @@ from mockserver.errors import ApiError
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
+# Deepest nesting of arrays and objects a body may have (the top-level object is level 1). A
+# real request needs 2 (`image`); the bound keeps everything that later walks a body (the
+# journal, the admin page, the warnings) far from Python's recursion limit, and makes the
+# answer the same whatever the depth of the call stack that parses it.
+MAX_DEPTH = 64
+_TOO_DEEP = f"it is nested too deeply (more than {MAX_DEPTH} levels)"
+
+# After a 413 the rest of the body is not wanted: closing the connection stops the server
+# from reading (and discarding) it to keep the connection alive.
+_TOO_LARGE_HEADERS = {"Connection": "close"}
+
 
 async def read_json_object(request: Request, max_body: int) -> dict[str, Any]:
     """The body as a JSON object, read up to `max_body` bytes; anything else is an ApiError."""
@@ -22,15 +33,17 @@ async def read_json_object(request: Request, max_body: int) -> dict[str, Any]:
         shown = repr(content_type) if content_type else "(none)"
         raise ApiError("unsupported_media_type", content_type=shown)
 
+    # Only a hint: the limit is enforced while reading. isdigit() alone takes "²", which int()
+    # refuses; behind a server the header is checked before, not under an ASGI transport.
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_body:
-        raise ApiError("request_too_large", limit=max_body)
+    if declared.isascii() and declared.isdigit() and int(declared) > max_body:
+        raise ApiError("request_too_large", headers=_TOO_LARGE_HEADERS, limit=max_body)
     chunks: list[bytes] = []
     received = 0
     async for chunk in request.stream():
         received += len(chunk)
         if received > max_body:
-            raise ApiError("request_too_large", limit=max_body)
+            raise ApiError("request_too_large", headers=_TOO_LARGE_HEADERS, limit=max_body)
         chunks.append(chunk)
 
     try:
@@ -46,14 +59,29 @@ async def read_json_object(request: Request, max_body: int) -> dict[str, Any]:
             "invalid_json", detail="it has an unpaired surrogate escape (\\ud800 to \\udfff)"
         ) from None
     except RecursionError:
-        raise ApiError("invalid_json", detail="it is nested too deeply") from None
+        raise ApiError("invalid_json", detail=_TOO_DEEP) from None
     except ValueError as exc:
         raise ApiError("invalid_json", detail=str(exc)) from None
     if not isinstance(body, dict):
         raise ApiError(
             "invalid_json", detail=f"expected an object at the top, got {json_type(body)}"
         )
+    # Only a text with more brackets than the bound can nest deeper than it: usually skipped.
+    if text.count("[") + text.count("{") > MAX_DEPTH and _deeper_than(body, MAX_DEPTH):
+        raise ApiError("invalid_json", detail=_TOO_DEEP)
     return body
+
+
+def _deeper_than(value: dict[str, Any], limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels, walked without recursion."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def _reject_constant(name: str) -> None:
