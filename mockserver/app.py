@@ -27,7 +27,7 @@ from mockserver.contract import RequestContract
 from mockserver.errors import ApiError, ErrorCatalogue
 from mockserver.faults import Fault
 from mockserver.images import ImageSigner, ImageSpec, render_spec
-from mockserver.journal import RequestRecord, redact_headers
+from mockserver.journal import ContractWarning, RequestRecord, redact_headers
 from mockserver.openapi import build_document
 from mockserver.render import Renderer
 from mockserver.replay import SCOPE_KEY as REPLAY_KEY
@@ -49,7 +49,7 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
     catalogue = ErrorCatalogue.from_file(config.errors_file)
     sizes = SizeTable.from_file(config.sizes_file)
     contract = RequestContract.from_dir(data_dir(), sizes, strict=config.strict)
-    signer = ImageSigner(config.secret)
+    signer = ImageSigner(config.secret, sizes.issuable)
     renderer = Renderer(
         config.render_concurrency, config.render_queue, config.image_cache_mb * 1024 * 1024
     )
@@ -290,11 +290,7 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
                     ApiError("server_error", detail=type(exc).__name__), exchange
                 )
             if exchange.warnings:
-                response.headers["X-Mock-Warnings"] = (
-                    "; ".join(w.message for w in exchange.warnings)
-                    .encode("ascii", "backslashreplace")
-                    .decode("ascii")
-                )
+                response.headers["X-Mock-Warnings"] = warnings_header(exchange.warnings)
             status = None if isinstance(response, DroppedConnection) else response.status_code
             record(request, exchange, status, started)
             return response
@@ -309,8 +305,18 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
         assert isinstance(exc, HTTPException)
         method, path = request.method, request.url.path
         if exc.status_code == 405:
-            # Starlette keeps a route's methods in a set: sort them so the answer is stable.
-            allowed = ", ".join(sorted((exc.headers or {}).get("Allow", "").split(", ")))
+            # Every route of the path, not only the first (Starlette's Allow); sorted, so the
+            # answer is stable.
+            allowed = ", ".join(
+                sorted(
+                    {
+                        method
+                        for route in routes
+                        if isinstance(route, Route) and route.path_regex.fullmatch(path)
+                        for method in route.methods or ()
+                    }
+                )
+            )
             error = ApiError(
                 "method_not_allowed",
                 headers={"Allow": allowed},
@@ -368,6 +374,18 @@ class DroppedConnection(Response):
             raise ConnectionAbortedError("the mock dropped the connection (fault 'disconnect')")
         transport.close()
         await asyncio.sleep(0)  # let the server see the closed connection before returning
+
+
+WARNINGS_HEADER_LIMIT = 2000
+
+
+def warnings_header(warnings: list[ContractWarning]) -> str:
+    """The warnings as one ASCII header line, cut to a size every client and proxy reads."""
+    text = "; ".join(w.message for w in warnings).encode("ascii", "backslashreplace").decode()
+    if len(text) <= WARNINGS_HEADER_LIMIT:
+        return text
+    more = f" ... ({len(warnings)} warnings in all; the journal has every one)"
+    return text[: WARNINGS_HEADER_LIMIT - len(more)] + more
 
 
 def _etags(header: str | None) -> set[str]:

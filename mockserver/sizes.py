@@ -45,6 +45,7 @@ class SizeTable:
         self.default_ratio = default_ratio
         self.default_resolution = default_resolution
         self.bounds = bounds
+        self._sizes = {size for row in self.table.values() for size in row.values()}
         if default_resolution not in self.table.get(default_ratio, {}):
             raise ConfigError(
                 f"the default {default_ratio} at {default_resolution} is not in the size table"
@@ -65,6 +66,10 @@ class SizeTable:
                 bounds["min_pixels"], bounds["max_pixels"], bounds["max_aspect_ratio"]
             ),
         )
+
+    def issuable(self, width: int, height: int) -> bool:
+        """Whether a request could get an image of this size: in the table or the bounds."""
+        return (width, height) in self._sizes or self.bounds.check(width, height) is None
 
     def resolve(self, body: Mapping[str, Any]) -> tuple[int, int]:
         """Width and height of a valid request: an explicit size wins over ratio x resolution."""
