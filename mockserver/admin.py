@@ -49,7 +49,7 @@ def _whole(query: dict[str, str], name: str, minimum: int) -> int | None:
     if name not in query:
         return None
     value = query[name].strip()
-    if not value.isdigit() or int(value) < minimum:
+    if not (value.isascii() and value.isdigit()) or int(value) < minimum:
         raise ApiError(
             "invalid_value",
             param=name,

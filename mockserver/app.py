@@ -89,7 +89,7 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
         latency = request.headers.get("x-mock-latency-ms")
         if latency is None:
             return fault, None
-        if not latency.strip().isdigit():
+        if not (latency.strip().isascii() and latency.strip().isdigit()):
             raise ApiError(
                 "invalid_value",
                 param="X-Mock-Latency-Ms",
@@ -380,8 +380,12 @@ WARNINGS_HEADER_LIMIT = 2000
 
 
 def warnings_header(warnings: list[ContractWarning]) -> str:
-    """The warnings as one ASCII header line, cut to a size every client and proxy reads."""
-    text = "; ".join(w.message for w in warnings).encode("ascii", "backslashreplace").decode()
+    """The warnings as one header line of printable ASCII (control characters in a field
+    name would end the header), cut to a size every client and proxy reads."""
+    text = "".join(
+        c if " " <= c <= "~" else c.encode("unicode_escape").decode()
+        for c in "; ".join(w.message for w in warnings)
+    )
     if len(text) <= WARNINGS_HEADER_LIMIT:
         return text
     more = f" ... ({len(warnings)} warnings in all; the journal has every one)"

@@ -70,7 +70,9 @@ class Replay:
         if message.get("more_body") or len(content) > MAX_BODY:
             await self.app(scope, _replaying(message, receive), send)
             return
-        key: list[Any] = [content, scope.get("scheme"), scope.get("server"), scope.get("root_path")]
+        # An ASGI server may give its address as any pair, a list included: a tuple hashes.
+        server = tuple(scope.get("server") or ())
+        key: list[Any] = [content, scope.get("scheme"), server, scope.get("root_path")]
         for name, value in scope["headers"]:
             if name.startswith(b"x-mock-"):
                 await self.app(scope, _replaying(message, receive), send)

@@ -1,0 +1,293 @@
+"""GET /openapi.json: a valid OpenAPI 3.1 document of every route, built from schemas/."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from openapi_spec_validator import OpenAPIV31SpecValidator, validate
+from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+from referencing.exceptions import Unresolvable
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from mockserver import MockServer, create_app
+from mockserver.errors import ErrorCatalogue
+from mockserver.openapi import component_name, embed
+
+SCHEMAS = Path(__file__).parent.parent / "schemas"
+GENERATIONS = "/v1/images/generations"
+METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def load(name: str) -> Any:
+    return json.loads((SCHEMAS / name).read_text(encoding="utf-8"))
+
+
+def as_file(name: str) -> dict[str, Any]:
+    """A schema file as the document must embed it: all of it but `$schema` and `$id`."""
+    schema: dict[str, Any] = load(name)
+    return {k: v for k, v in schema.items() if k not in ("$schema", "$id")}
+
+
+def served(**options: Any) -> dict[str, Any]:
+    """The document of an app with these options, as GET /openapi.json answers it."""
+    with TestClient(create_app(**options)) as client:
+        response = client.get("/openapi.json")
+    assert response.status_code == 200
+    document: dict[str, Any] = response.json()
+    return document
+
+
+def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method in METHODS:
+                yield method, path, operation
+
+
+def documented_codes(response: dict[str, Any]) -> list[str]:
+    """The error codes an answer of the document lists (its schema's enum of error.code)."""
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    for part in schema.get("allOf", []):
+        code = part.get("properties", {}).get("error", {}).get("properties", {}).get("code")
+        if code:
+            return list(code["enum"])
+    return []
+
+
+def refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            yield node["$ref"]
+        for value in node.values():
+            yield from refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from refs(item)
+
+
+def resolve(document: Any, pointer: str) -> Any:
+    assert pointer.startswith("#/"), pointer
+    node = document
+    for part in pointer[2:].split("/"):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+@pytest.fixture
+def document(jimeng_mock: MockServer) -> dict[str, Any]:
+    response = httpx.get(jimeng_mock.url + "/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def test_the_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
+    assert document["openapi"] == "3.1.0"
+    validate(document, cls=OpenAPIV31SpecValidator)
+    assert document["info"]["title"] == "jimeng-mockserver"
+    assert document["info"]["version"] == metadata.version("jimeng-mockserver")
+
+
+def test_the_validator_catches_a_broken_document(document: dict[str, Any]) -> None:
+    """The check above has teeth: a dangling reference or a misplaced field fails it."""
+    dangling = copy.deepcopy(document)
+    del dangling["components"]["schemas"]["ErrorResponse"]
+    misplaced = copy.deepcopy(document)
+    misplaced["paths"]["/healthz"]["get"]["responses"]["200"]["schema"] = {}
+
+    for broken in (dangling, misplaced):
+        with pytest.raises((OpenAPIValidationError, Unresolvable)):
+            validate(broken, cls=OpenAPIV31SpecValidator)
+
+
+def test_every_route_of_the_app_is_documented(
+    jimeng_mock: MockServer, document: dict[str, Any]
+) -> None:
+    """The app's router against the paths: a route added without documentation fails here,
+    and so does documentation of a route the app does not have."""
+    routed = set()
+    for route in jimeng_mock.app.routes:
+        assert isinstance(route, Route), route
+        assert route.methods, route.path
+        path = re.sub(r"\{(\w+)(:\w+)?\}", r"{\1}", route.path)
+        # Starlette answers HEAD on every GET route by itself.
+        routed |= {(method.lower(), path) for method in route.methods - {"HEAD"}}
+
+    assert {(method, path) for method, path, _ in operations(document)} == routed
+    assert ("get", "/openapi.json") in routed
+    assert {
+        path for _, path, operation in operations(document) if operation["tags"] == ["admin"]
+    } == {path for _, path in routed if path.startswith("/__admin/")}
+
+
+def test_every_error_code_of_the_catalogue_is_documented_with_its_status(
+    jimeng_mock: MockServer, document: dict[str, Any]
+) -> None:
+    catalogue = ErrorCatalogue.from_file(jimeng_mock.config.errors_file)
+    found: set[str] = set()
+    for method, path, operation in operations(document):
+        for status, response in operation["responses"].items():
+            codes = documented_codes(response)
+            for code in codes:
+                assert catalogue.kinds[code].status == int(status), (method, path, code)
+                assert f"`{code}`" in response["description"], (method, path, code)
+            found.update(codes)
+
+    assert found == set(catalogue.kinds)
+    assert found >= {"admin_forbidden", "server_busy"}
+
+
+def test_new_codes_are_documented_where_they_are_answered(document: dict[str, Any]) -> None:
+    def codes(method: str, path: str, status: str) -> list[str]:
+        return documented_codes(document["paths"][path][method]["responses"].get(status, {}))
+
+    for method, path, operation in operations(document):
+        assert ("admin_forbidden" in codes(method, path, "403")) == path.startswith("/__admin/"), (
+            method,
+            path,
+        )
+        if path.startswith("/__admin/"):
+            assert {"adminToken": []} in operation["security"]
+    assert "server_busy" in codes("get", "/images/{model}/{size}/{name}", "503")
+    assert "server_busy" in codes("post", GENERATIONS, "503")
+
+
+def test_the_schema_files_are_embedded_as_they_are(document: dict[str, Any]) -> None:
+    """Each body schema of the document is its file's content, so the two cannot drift."""
+    schemas = document["components"]["schemas"]
+    for name in (
+        "images-generations.request.json",
+        "images-generations.response.json",
+        "error.response.json",
+        "admin-faults.request.json",
+    ):
+        assert schemas[component_name(name)] == as_file(name), name
+
+    generation = document["paths"][GENERATIONS]["post"]
+    body = generation["requestBody"]["content"]["application/json"]
+    assert body["schema"] == {"$ref": "#/components/schemas/ImagesGenerationsRequest"}
+    assert generation["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ImagesGenerationsResponse"
+    }
+    faults = document["paths"]["/__admin/faults"]["post"]["requestBody"]["content"]
+    assert faults["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/AdminFaultsRequest"
+    }
+
+
+def test_the_request_schema_is_the_one_the_mock_validates_with(tmp_path: Path) -> None:
+    """Built per app: the ratios and resolutions of another size table, and --strict."""
+    table = load("sizes.json")
+    table["table"] = {"1:1": table["table"]["1:1"], "5:4": {"1k": [1280, 1024]}}
+    sizes = tmp_path / "sizes.json"
+    sizes.write_text(json.dumps(table), encoding="utf-8")
+
+    lenient, strict = served(sizes=sizes), served(strict=True)
+
+    request = lenient["components"]["schemas"]["ImagesGenerationsRequest"]
+    assert request["properties"]["ratio"]["enum"] == ["1:1", "5:4"]
+    assert request["properties"]["resolution"]["enum"] == ["1k", "2k", "4k"]
+    assert "| 5:4 | 1280x1024 | - | - |" in lenient["paths"][GENERATIONS]["post"]["description"]
+    assert "additionalProperties" not in request
+    strict_request = strict["components"]["schemas"]["ImagesGenerationsRequest"]
+    assert strict_request == {
+        **as_file("images-generations.request.json"),
+        "additionalProperties": False,
+    }
+
+    def bad_request_codes(document: dict[str, Any]) -> list[str]:
+        return documented_codes(document["paths"][GENERATIONS]["post"]["responses"]["400"])
+
+    assert "unknown_parameter" not in bad_request_codes(lenient)
+    assert "unknown_parameter" in bad_request_codes(strict)
+
+
+def test_the_fault_header_lists_the_fault_catalogue(tmp_path: Path) -> None:
+    shipped = served()["components"]["parameters"]["MockFault"]
+    assert shipped["in"] == "header"
+    assert shipped["name"] == "X-Mock-Fault"
+    assert shipped["schema"]["enum"] == list(load("faults.json")["faults"])
+
+    catalogue = load("faults.json")
+    catalogue["faults"] = {
+        "teapot": {"action": "error", "error": "bad_gateway", "description": "x"}
+    }
+    path = tmp_path / "faults.json"
+    path.write_text(json.dumps(catalogue), encoding="utf-8")
+    own = served(fault_catalogue=path)
+
+    assert own["components"]["parameters"]["MockFault"]["schema"]["enum"] == ["teapot"]
+    generation = own["paths"][GENERATIONS]["post"]["responses"]
+    assert "502" in generation
+    assert "504" not in generation  # no fault of this catalogue answers gateway_timeout
+
+
+def test_auth_headers_and_media_types(document: dict[str, Any]) -> None:
+    assert document["components"]["securitySchemes"]["bearer"] == {
+        **document["components"]["securitySchemes"]["bearer"],
+        "type": "http",
+        "scheme": "bearer",
+    }
+    for method, path, operation in operations(document):
+        needs_key = {"bearer": []} in operation.get("security", [])
+        assert needs_key == path.startswith("/v1/"), (method, path)
+        assert "405" in operation["responses"], (method, path)
+        for status, response in operation["responses"].items():
+            headers = response.get("headers", {})
+            if status in ("429", "503"):
+                assert "Retry-After" in headers, (method, path, status)
+
+    generation = document["paths"][GENERATIONS]["post"]
+    parameters = [resolve(document, p["$ref"]) for p in generation["parameters"]]
+    assert {(p["in"], p["name"]) for p in parameters} == {
+        ("header", "X-Mock-Fault"),
+        ("header", "X-Mock-Latency-Ms"),
+    }
+    assert "X-Mock-Warnings" in generation["responses"]["200"]["headers"]
+
+    image = document["paths"]["/images/{model}/{size}/{name}"]["get"]["responses"]
+    assert list(image["200"]["content"]) == ["image/png"]
+    assert "ETag" in image["200"]["headers"]
+    assert "ETag" in image["304"]["headers"]
+    assert "content" not in image["304"]
+
+
+def test_every_reference_resolves_inside_the_document(document: dict[str, Any]) -> None:
+    found = list(refs(document))
+    assert found
+    for pointer in found:
+        resolve(document, pointer)
+
+
+def test_schemas_with_definitions_are_embedded_with_their_references_rewritten() -> None:
+    """A schema file with `$defs` (the stub file's) keeps resolving once it is a component,
+    and a reference to another embedded file, by `$id`, goes to that file's component."""
+    error = load("error.response.json")
+    stub = load("stub.schema.json")
+    stub["properties"]["example_error"] = {"$ref": error["$id"]}
+    names = {"error.response.json": "ErrorResponse", error["$id"]: "ErrorResponse"}
+    schemas = {
+        "Stub": embed(stub, "Stub", names),
+        "ErrorResponse": embed(error, "ErrorResponse", names),
+    }
+    document = {"components": {"schemas": schemas}}
+
+    pointers = set(refs(document))
+    assert pointers == {
+        "#/components/schemas/Stub/$defs/regex",
+        "#/components/schemas/Stub/$defs/value",
+        "#/components/schemas/ErrorResponse",
+    }
+    assert resolve(document, "#/components/schemas/Stub/$defs/regex") == stub["$defs"]["regex"]
+    assert resolve(document, "#/components/schemas/ErrorResponse") == as_file("error.response.json")
+    assert not {"$schema", "$id"} & set(schemas["Stub"])
