@@ -24,7 +24,7 @@ PATH = "/v1/images/generations"
 # Where the generation handler leaves what a replay must record: (body, images, warnings).
 SCOPE_KEY = "jimeng.replay"
 MAX_BODY = 16 * 1024
-CACHE_BYTES = 4 * 1024 * 1024
+CACHE_BYTES = 1024 * 1024
 _KEYED_HEADERS = frozenset({b"authorization", b"host", b"content-type"})
 
 
@@ -135,7 +135,8 @@ class Replay:
             images=tuple(kept["images"]),
             warnings=tuple(kept["warnings"]),
         )
-        self.answers.put(key, answer, len(content) + len(key[0]) + 1024)
+        # The bytes, and about what the objects around them take.
+        self.answers.put(key, answer, 2 * (len(content) + len(key[0])) + 2048)
 
 
 def _replaying(first: Message, receive: Receive) -> Receive:

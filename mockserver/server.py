@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import socket
 import threading
@@ -40,6 +42,41 @@ def base_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+class _ThreadServer(uvicorn.Server):
+    """uvicorn's server, stopped at once from another thread.
+
+    uvicorn looks at `should_exit` every 0.1 s and then gives open connections 0.1 s more;
+    here `exit()` wakes the loop, and with no connection open there is nothing to wait for.
+    """
+
+    _loop: asyncio.AbstractEventLoop | None = None
+    _wake: asyncio.Event | None = None
+
+    async def main_loop(self) -> None:
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        ticks = 0
+        while not await self.on_tick(ticks):  # every 10th tick refreshes the Date header
+            ticks += 10
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 1.0)
+
+    def exit(self) -> None:
+        self.should_exit = True
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already closed
+                loop.call_soon_threadsafe(wake.set)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.server_state.connections or self.server_state.tasks:
+            await super().shutdown(sockets)
+            return
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+
+
 class MockServer:
     """The mock served on `host`:`port` (0: a free port) from a daemon thread.
 
@@ -66,7 +103,7 @@ class MockServer:
         self.host = self.config.host
         self._port = port
         self._log_level = log_level
-        self._server: uvicorn.Server | None = None
+        self._server: _ThreadServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -94,7 +131,7 @@ class MockServer:
             raise RuntimeError(f"the mock is already running at {self.url}")
         sock = bind_socket(self.host, self._port)
         self._port = sock.getsockname()[1]
-        server = uvicorn.Server(
+        server = _ThreadServer(
             uvicorn.Config(self.app, log_config=None, log_level=self._log_level, lifespan="off")
         )
         thread = threading.Thread(
@@ -117,7 +154,7 @@ class MockServer:
     def stop(self, timeout: float = 10.0) -> None:
         if self._server is None or self._thread is None:
             return
-        self._server.should_exit = True
+        self._server.exit()
         self._thread.join(timeout)
         self._server = self._thread = None
 
