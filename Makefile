@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 ARGS ?=
 
-.PHONY: run test lint clean browser
+.PHONY: run test lint clean browser bench wrk
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,25 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/pytest $(ARGS)
+
+# The benchmarks (bench/) load the server with wrk. Install it when it is missing and this is
+# root with apt-get; anywhere else, say so and go on: they then use a Python load generator.
+wrk:
+	@if command -v wrk >/dev/null 2>&1; then \
+		true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "wrk is not installed: installing it with apt-get"; \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk) || \
+			echo "note: wrk could not be installed: the benchmarks use a Python load generator"; \
+	else \
+		echo "note: wrk is not installed, and 'make bench' installs it only as root with"; \
+		echo "      apt-get: the benchmarks use a Python load generator instead. To use wrk:"; \
+		echo "      sudo apt-get install wrk"; \
+	fi
+
+# Prints one table and writes bench/results.json; ARGS=--quick for a short smoke run.
+bench: $(STAMP) wrk
+	$(BIN)/python -m bench.run $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,1 @@
+"""Benchmarks of the mock: `make bench` (or `python -m bench.run`) prints one table."""
