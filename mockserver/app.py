@@ -196,11 +196,7 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
         exchange.images = urls[:count]
         if fault is None and not delay:
             # A plain answer: the same request gets it again, so it may be replayed.
-            request.scope[REPLAY_KEY] = {
-                "body": body,
-                "images": exchange.images,
-                "warnings": exchange.warnings,
-            }
+            request.scope[REPLAY_KEY] = {"images": exchange.images, "warnings": exchange.warnings}
         payload = {"created": config.created_at(), "data": await data()}
         if fault and fault.action == "malformed":
             text = json.dumps(payload)

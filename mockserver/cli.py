@@ -251,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"jimeng-mock: --workers must be at least 1, not {args.workers}", file=sys.stderr)
         return 2
     try:
+        # Built here with one worker or several: a bad option or data file is one line and
+        # exit 2 before anything listens, not an error in each worker.
         app = create_app(config_from(args))
     except ConfigError as exc:
         print(f"jimeng-mock: {exc}", file=sys.stderr)

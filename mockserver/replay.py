@@ -9,6 +9,7 @@ the request it is; only the work of reaching the same answer is skipped.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from mockserver.render import BoundedCache
 from mockserver.state import MockState
 
 PATH = "/v1/images/generations"
-# Where the generation handler leaves what a replay must record: (body, images, warnings).
+# Where the generation handler leaves what a replay must record: images and warnings.
 SCOPE_KEY = "jimeng.replay"
 MAX_BODY = 16 * 1024
 CACHE_BYTES = 1024 * 1024
@@ -32,7 +33,6 @@ _KEYED_HEADERS = frozenset({b"authorization", b"host", b"content-type"})
 class Answer:
     start: Message
     content: bytes
-    body: dict[str, Any]
     images: tuple[str, ...]
     warnings: tuple[ContractWarning, ...]
 
@@ -44,15 +44,11 @@ class Replay:
         self.app = app
         self.state = state
         self.answers: BoundedCache[Answer] = BoundedCache(CACHE_BYTES)
+        # Stubs, --rpm and chaos are set for the app's life; only the fault queue changes.
+        self._replayable = state.stubs is None and state.limiter is None and state.chaos.off
 
     def _plain(self) -> bool:
-        state = self.state
-        return (
-            state.stubs is None
-            and state.limiter is None
-            and state.chaos.off
-            and not len(state.queue)
-        )
+        return self._replayable and not len(self.state.queue)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -97,7 +93,8 @@ class Replay:
                     (name.decode("latin-1"), value.decode("latin-1"))
                     for name, value in scope["headers"]
                 ),
-                body=dict(answer.body),
+                # Parsed afresh: a test may edit the body it reads, and none shares another's.
+                body=json.loads(content),
                 status=200,
                 images=answer.images,
                 warnings=answer.warnings,
@@ -131,7 +128,6 @@ class Replay:
         answer = Answer(
             start=sent[0],
             content=content,
-            body=kept["body"],
             images=tuple(kept["images"]),
             warnings=tuple(kept["warnings"]),
         )

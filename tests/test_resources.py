@@ -195,7 +195,8 @@ def test_a_repeated_request_is_replayed_and_still_recorded(
         one.warnings,
     )
     assert two.headers["authorization"] == one.headers["authorization"] == "Bearer ...mock"
-    two.body["prompt"] = "changed"  # a test may edit what it reads; the next replay is intact
+    # A test may edit what it reads; the next replay records the body as it was sent.
+    one.body["prompt"] = two.body["prompt"] = "changed"
     generate(client, extra_body={"aspect_ratio": "16:9"})
     assert jimeng_mock.last_request is not None
     assert jimeng_mock.last_request.body["prompt"] == "replayed"
