@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import socket
+import importlib.util
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import uvicorn
 from starlette.applications import Starlette
-from uvicorn.supervisors import Multiprocess
 
 from mockserver.app import create_app
 from mockserver.config import (
@@ -26,11 +22,20 @@ from mockserver.config import (
     MockConfig,
 )
 from mockserver.errors import ConfigError
-from mockserver.server import base_url, bind_socket
+from mockserver.serving import (
+    HTTP_CHOICES,
+    LOOP_CHOICES,
+    ServeOptions,
+    base_url,
+    bind_socket,
+    serve,
+    serve_workers,
+)
 
 # uvicorn's "trace" level is left out: it logs every request's headers, API keys included.
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-WORKER_ARGV = "JIMENG_MOCK_WORKER_ARGV"
+# The choices of --http and --loop that are a package of their own, which may be missing.
+OPTIONAL_PACKAGES = ("httptools", "uvloop")
 
 
 def _created(value: str) -> int | str:
@@ -49,7 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="jimeng-mock",
         description="A deterministic stand-in for the Jimeng image-generation API.",
     )
-    add = parser.add_argument
+    _serving_options(parser.add_argument_group("how it listens"))
+    _contract_options(parser.add_argument_group("the contract and its answers"))
+    _fault_options(parser.add_argument_group("faults and stubs"))
+    _resource_options(parser.add_argument_group("what it keeps"))
+    return parser
+
+
+def _serving_options(group: argparse._ArgumentGroup) -> None:
+    add = group.add_argument
     add("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     add(
         "--port",
@@ -57,6 +70,44 @@ def build_parser() -> argparse.ArgumentParser:
         default=8000,
         help="port to bind; 0 picks a free one (default: %(default)s)",
     )
+    add(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes serving the port; each has its own journal (default: %(default)s)",
+    )
+    add(
+        "--http",
+        choices=HTTP_CHOICES,
+        default="auto",
+        help="uvicorn's HTTP parser; auto is httptools where it is installed, else h11 "
+        "(default: %(default)s)",
+    )
+    add(
+        "--loop",
+        choices=LOOP_CHOICES,
+        default="auto",
+        help="the event loop; auto is uvloop where it is installed, else asyncio "
+        "(default: %(default)s)",
+    )
+    add("--log-level", choices=LOG_LEVELS, default="info", help="(default: %(default)s)")
+    add(
+        "--access-log",
+        action="store_true",
+        help="log a line per request at info level (off by default: the journal, "
+        "GET /__admin/requests, has every request)",
+    )
+    add(
+        "--admin-token",
+        metavar="TOKEN",
+        help="require this token in X-Admin-Token on /__admin/ routes; needed to use them "
+        "when --host is not a loopback address",
+    )
+
+
+def _contract_options(group: argparse._ArgumentGroup) -> None:
+    add = group.add_argument
     add(
         "--api-key",
         dest="api_keys",
@@ -100,13 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="largest request body accepted (default: %(default)s)",
     )
-    add(
-        "--journal-size",
-        type=int,
-        default=DEFAULT_JOURNAL_SIZE,
-        metavar="N",
-        help="requests the journal keeps, newest first (default: %(default)s)",
-    )
+
+
+def _fault_options(group: argparse._ArgumentGroup) -> None:
+    add = group.add_argument
     add(
         "--fixtures",
         type=Path,
@@ -143,6 +191,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--seed", type=int, metavar="N", help="seed for --latency and --fault-rate draws")
     add("--rpm", type=int, metavar="N", help="answer 429 once a key sends more than N a minute")
+
+
+def _resource_options(group: argparse._ArgumentGroup) -> None:
+    add = group.add_argument
+    add(
+        "--journal-size",
+        type=int,
+        default=DEFAULT_JOURNAL_SIZE,
+        metavar="N",
+        help="requests the journal keeps, newest first (default: %(default)s)",
+    )
     add(
         "--render-concurrency",
         type=int,
@@ -165,21 +224,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MB",
         help="memory for drawn PNGs, per worker (default: %(default)s)",
     )
-    add(
-        "--admin-token",
-        metavar="TOKEN",
-        help="require this token in X-Admin-Token on /__admin/ routes; needed to use them "
-        "when --host is not a loopback address",
-    )
-    add(
-        "--workers",
-        type=int,
-        default=1,
-        metavar="N",
-        help="processes serving the port; each has its own journal (default: %(default)s)",
-    )
-    add("--log-level", choices=LOG_LEVELS, default="info", help="(default: %(default)s)")
-    return parser
 
 
 def _latency(value: str) -> tuple[int, int]:
@@ -190,26 +234,6 @@ def _latency(value: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(
             f"expected milliseconds (250) or a range (100-500), not {value!r}"
         ) from None
-
-
-class _Server(uvicorn.Server):
-    ready_line = ""
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            print(self.ready_line, flush=True)
-
-
-class _Workers(Multiprocess):
-    """uvicorn's worker processes, with the ready line once every worker serves."""
-
-    ready_line = ""
-
-    def init_processes(self) -> None:
-        super().init_processes()
-        if all(p.wait_until_ready(60, self.should_exit) for p in self.processes):
-            print(self.ready_line, flush=True)
 
 
 def config_from(args: argparse.Namespace) -> MockConfig:
@@ -238,10 +262,15 @@ def config_from(args: argparse.Namespace) -> MockConfig:
     )
 
 
-def worker_app() -> Starlette:
+def worker_app(argv: Sequence[str]) -> Starlette:
     """The app of one worker process, from the options the command was started with."""
-    args = build_parser().parse_args(json.loads(os.environ[WORKER_ARGV]))
-    return create_app(config_from(args))
+    return create_app(config_from(build_parser().parse_args(argv)))
+
+
+def serve_options(args: argparse.Namespace) -> ServeOptions:
+    return ServeOptions(
+        http=args.http, loop=args.loop, log_level=args.log_level, access_log=args.access_log
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -250,6 +279,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers < 1:
         print(f"jimeng-mock: --workers must be at least 1, not {args.workers}", file=sys.stderr)
         return 2
+    for option, choice in (("--http", args.http), ("--loop", args.loop)):
+        if choice in OPTIONAL_PACKAGES and importlib.util.find_spec(choice) is None:
+            print(
+                f"jimeng-mock: {option} {choice} needs the {choice} package, "
+                "which is not installed",
+                file=sys.stderr,
+            )
+            return 2
     try:
         # Built here with one worker or several: a bad option or data file is one line and
         # exit 2 before anything listens, not an error in each worker.
@@ -266,22 +303,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     ready_line = f"jimeng-mock listening on {base_url(args.host, sock.getsockname()[1])}"
-    if args.workers > 1:
-        # Each worker builds its own app from the same options; image URLs are signed, not
-        # stored, so any worker serves any URL. The journal is each worker's own.
-        os.environ[WORKER_ARGV] = json.dumps(argv)
-        config = uvicorn.Config(
-            "mockserver.cli:worker_app",
-            factory=True,
-            workers=args.workers,
-            log_level=args.log_level,
-            lifespan="off",
-        )
-        workers = _Workers(config, sockets=[sock])
-        workers.ready_line = ready_line
-        workers.run()
-        return 0
-    server = _Server(uvicorn.Config(app, log_level=args.log_level, lifespan="off"))
-    server.ready_line = ready_line
-    server.run(sockets=[sock])
+
+    def ready() -> None:
+        print(ready_line, flush=True)
+
+    with sock:
+        if args.workers > 1:
+            # Each worker builds its own app from the same options; image URLs are signed,
+            # not stored, so any worker serves any URL. The journal is each worker's own.
+            return serve_workers(
+                sock, args.workers, worker_app, (argv,), serve_options(args), ready
+            )
+        serve(app, sock, serve_options(args), ready)
     return 0

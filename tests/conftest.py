@@ -28,3 +28,21 @@ def fetch_png(url: str) -> tuple[bytes, tuple[int, int]]:
     with Image.open(io.BytesIO(response.content)) as image:
         assert image.format == "PNG"
         return response.content, image.size
+
+
+# uvicorn's two HTTP parsers: httptools, which a plain install serves with, and h11, which
+# `--http h11` picks. Tests that depend on how a request is parsed run on both.
+PARSERS = ("httptools", "h11")
+
+
+@pytest.fixture(scope="module", params=PARSERS)
+def parsed_mock(request: pytest.FixtureRequest) -> Iterator[MockServer]:
+    """A mock served with one HTTP parser; a test that asks for it runs on each."""
+    with MockServer(http=request.param) as server:
+        yield server
+
+
+@pytest.fixture
+def parser(parsed_mock: MockServer) -> str:
+    """The HTTP parser `parsed_mock` serves with."""
+    return parsed_mock.http

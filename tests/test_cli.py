@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import selectors
@@ -9,13 +10,16 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
+from mockserver.cli import build_parser, main, serve_options
+from mockserver.serving import ServeOptions
 from tests.conftest import fetch_png
 
 COMMAND = [sys.executable, "-m", "mockserver"]
@@ -236,33 +240,77 @@ def test_render_and_admin_options_reach_the_server() -> None:
     assert image.status_code == 200
 
 
-def worker_pids(parent: int) -> set[int]:
-    """The processes whose parent is `parent` and that serve: uvicorn's spawned workers."""
-    found = set()
+def children(parent: int) -> dict[int, bytes]:
+    """The live processes whose parent is `parent`, with their command lines."""
+    found = {}
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines())
             command = (status.parent / "cmdline").read_bytes()
         except (OSError, ValueError):
             continue
-        if int(fields["PPid"]) == parent and b"spawn_main" in command:
-            found.add(int(status.parent.name))
+        if int(fields["PPid"]) == parent and not fields["State"].startswith(("Z", "X")):
+            found[int(status.parent.name)] = command
     return found
 
 
-@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
-def test_workers_share_the_port_and_serve_the_same_images() -> None:
+def worker_pids(parent: int) -> set[int]:
+    """The processes whose parent is `parent` and that serve: the spawned workers."""
+    return {pid for pid, command in children(parent).items() if b"spawn_main" in command}
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text().split("State:\t", 1)[1]
+    except (OSError, IndexError):
+        return False
+    return not state.startswith(("Z", "X"))  # a zombie nobody reaps has exited
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@contextmanager
+def workers(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`--workers 2` started and ready: the supervisor process and its URL."""
     process = subprocess.Popen(
-        [*COMMAND, "--port", "0", "--log-level", "warning", "--workers", "2"],
+        [*COMMAND, "--port", "0", "--log-level", "warning", "--workers", "2", *args],
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
-        assert line.startswith(READY), line
-        url = line.removeprefix(READY).strip()
-        assert len(worker_pids(process.pid)) == 2
+        assert line.startswith(READY), line + (process.stderr.read() if process.stderr else "")
+        yield process, line.removeprefix(READY).strip()
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        finally:
+            process.kill()
+            for stream in (process.stdout, process.stderr):
+                if stream:
+                    stream.close()
+
+
+linux_only = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+
+
+@pytest.mark.smoke
+@linux_only
+def test_workers_share_the_port_and_serve_the_same_images() -> None:
+    with workers() as (process, url):
+        pids = worker_pids(process.pid)
+        assert len(pids) == 2
 
         # A fresh connection each time, so both workers answer some of them.
         answers = [post(url, BODY).json() for _ in range(20)]
@@ -272,12 +320,118 @@ def test_workers_share_the_port_and_serve_the_same_images() -> None:
         # Each worker keeps its own journal: together they hold every request.
         counts = [httpx.get(url + "/__admin/requests").json()["count"] for _ in range(20)]
         assert max(counts) <= 20
-    finally:
+
         process.send_signal(signal.SIGTERM)
-        try:
-            assert process.wait(timeout=15) == 0
-        finally:
-            process.kill()
-            if process.stdout:
-                process.stdout.close()
+        assert process.wait(timeout=15) == 0
+        assert process.stdout is not None
+        assert READY not in process.stdout.read()  # the ready line came once
+    assert not any(alive(pid) for pid in pids)
     assert worker_pids(process.pid) == set()
+
+
+@pytest.mark.smoke
+@linux_only
+def test_workers_exit_when_the_supervisor_is_killed() -> None:
+    with workers() as (process, url):
+        pids = worker_pids(process.pid)
+        assert len(pids) == 2
+        assert post(url, BODY).status_code == 200
+        process.kill()
+        process.wait(timeout=5)
+        assert wait_until(lambda: not any(alive(pid) for pid in pids), timeout=5), [
+            pid for pid in pids if alive(pid)
+        ]
+
+
+@linux_only
+def test_a_worker_that_dies_stops_the_others_and_fails_the_command() -> None:
+    with workers() as (process, _):
+        first, second = sorted(worker_pids(process.pid))
+        os.kill(first, signal.SIGKILL)
+        assert process.wait(timeout=15) == 1
+        assert process.stderr is not None
+        stderr = process.stderr.read()
+    assert f"(pid {first}) was killed by signal {int(signal.SIGKILL)}" in stderr, stderr
+    assert "stopping the other workers" in stderr
+    assert not alive(second)
+
+
+@linux_only
+def test_workers_take_the_serving_options() -> None:
+    with workers("--http", "h11", "--loop", "asyncio", "--access-log", "--log-level", "info") as (
+        process,
+        url,
+    ):
+        assert post(url, BODY).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+        assert process.stdout is not None
+        stdout = process.stdout.read()
+    # uvicorn's access log goes to stdout, after the ready line.
+    assert '"POST /v1/images/generations HTTP/1.1" 200' in stdout, stdout
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("http", ["h11", "httptools"])
+def test_either_http_parser_serves_a_generation_request(http: str) -> None:
+    with running("--http", http, "--loop", "asyncio") as url:
+        response = post(url, BODY)
+        assert response.status_code == 200
+        assert len(response.json()["data"]) == 2
+
+
+def test_the_serving_options_reach_uvicorn() -> None:
+    args = build_parser().parse_args([])
+    assert serve_options(args) == ServeOptions(
+        http="auto", loop="auto", log_level="info", access_log=False
+    )
+    args = build_parser().parse_args(
+        ["--http", "h11", "--loop", "uvloop", "--access-log", "--log-level", "debug"]
+    )
+    assert serve_options(args) == ServeOptions(
+        http="h11", loop="uvloop", log_level="debug", access_log=True
+    )
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--http", "h2"])
+
+
+def test_a_parser_or_loop_that_is_not_installed_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert main(["--http", "httptools", "--port", "0"]) == 2
+    assert "--http httptools needs the httptools package" in capsys.readouterr().err
+    assert main(["--loop", "uvloop", "--port", "0"]) == 2
+    assert "--loop uvloop needs the uvloop package" in capsys.readouterr().err
+
+
+def served_log(*args: str) -> tuple[str, str]:
+    """What the command logs at info level, on stdout after its ready line and on stderr,
+    while it answers one generation request."""
+    process = subprocess.Popen(
+        [*COMMAND, "--port", "0", "--log-level", "info", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith(READY), line
+        assert post(line.removeprefix(READY).strip(), BODY).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        return process.communicate(timeout=15)
+    finally:
+        process.kill()
+        process.communicate()
+
+
+def test_no_access_log_unless_asked() -> None:
+    stdout, stderr = served_log()
+    assert "Started server process" in stderr  # uvicorn's own lines stay
+    assert "/v1/images/generations" not in stdout + stderr
+
+    # uvicorn's access log goes to stdout, after the ready line.
+    stdout, stderr = served_log("--access-log")
+    assert '"POST /v1/images/generations HTTP/1.1" 200' in stdout
+    assert "/v1/images/generations" not in stderr

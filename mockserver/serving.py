@@ -1,0 +1,473 @@
+"""Serving the app with uvicorn: the one module that knows uvicorn's internals.
+
+uvicorn's public API is `uvicorn.Config` and `uvicorn.Server(config).run(sockets=...)`; the
+rest of the package uses only that and this module. What this module needs beyond it, and
+what changed between the uvicorn versions pyproject.toml allows, is checked by
+tests/test_serving.py, so a uvicorn release that moves it fails there and not in a user's test:
+
+- `Server.startup(sockets)`, `.main_loop()`, `.on_tick(counter)`, `.shutdown(sockets)`,
+  `.started`, `.should_exit`, `.servers` and `.server_state.connections/.tasks`: the
+  in-thread server that stops at once, and the ready line printed once the socket serves;
+- `receive` being a bound method of the HTTP request cycle, which holds the connection's
+  asyncio transport as `.transport` and marks `.disconnected` when it is lost (in both
+  `uvicorn.protocols.http.h11_impl` and `httptools_impl`): the `disconnect` fault.
+
+Contents: `bind_socket` and `base_url`; `ServeOptions` (what the command line lets a user
+choose); `serve` (this process, until SIGINT/SIGTERM); `ThreadServer` (a background thread,
+for `MockServer`); `serve_workers` (N processes on one socket, supervised); and
+`KeepTransport` (or `keep_transport`), `transport_of` and `drop_connection` (closing a
+connection with no answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import dataclasses
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from multiprocessing.connection import Connection, wait
+from types import FrameType
+from typing import Any, cast
+
+import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+HTTP_CHOICES = ("auto", "h11", "httptools")
+LOOP_CHOICES = ("auto", "asyncio", "uvloop")
+
+# The scope key `KeepTransport` stores the connection's transport under.
+TRANSPORT = "jimeng.transport"
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening socket, so the port is known (port 0 picks a free one) before serving."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto must say TCP: asyncio sets TCP_NODELAY on accepted connections only then, and
+    # without it every keep-alive answer waits ~40 ms for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def base_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeOptions:
+    """How uvicorn serves: its HTTP parser and event loop ("auto": httptools and uvloop
+    where installed), its log level, and whether it logs a line per request.
+
+    `uvicorn_logging` False leaves the process's logging as it is (uvicorn's loggers then
+    propagate to the root logger): right for a server inside someone else's process.
+    """
+
+    http: str = "auto"
+    loop: str = "auto"
+    log_level: str = "info"
+    access_log: bool = False
+    uvicorn_logging: bool = True
+
+    def __post_init__(self) -> None:
+        if self.http not in HTTP_CHOICES:
+            raise ValueError(f"http must be one of {', '.join(HTTP_CHOICES)}, not {self.http!r}")
+        if self.loop not in LOOP_CHOICES:
+            raise ValueError(f"loop must be one of {', '.join(LOOP_CHOICES)}, not {self.loop!r}")
+
+    def config(self, app: ASGIApp) -> uvicorn.Config:
+        extra: dict[str, Any] = {} if self.uvicorn_logging else {"log_config": None}
+        return uvicorn.Config(
+            app,
+            http=self.http,
+            loop=self.loop,
+            log_level=self.log_level,
+            access_log=self.access_log,
+            lifespan="off",
+            **extra,
+        )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, calling `on_started` once its sockets serve."""
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and not self.should_exit:
+            self._on_started()
+
+
+def serve(
+    app: ASGIApp, sock: socket.socket, options: ServeOptions, on_ready: Callable[[], None]
+) -> None:
+    """Serve `app` on `sock` in this process until SIGINT or SIGTERM; `on_ready()` once it
+    serves. uvicorn shuts down gracefully and then re-raises the signal it got."""
+    _Server(options.config(app), on_ready).run(sockets=[sock])
+
+
+class _PromptServer(uvicorn.Server):
+    """uvicorn's server, stopped at once from another thread.
+
+    uvicorn looks at `should_exit` every 0.1 s and then gives open connections 0.1 s more;
+    here `exit()` wakes the loop, and with no connection open there is nothing to wait for.
+    """
+
+    _loop: asyncio.AbstractEventLoop | None = None
+    _wake: asyncio.Event | None = None
+
+    async def main_loop(self) -> None:
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        ticks = 0
+        while not await self.on_tick(ticks):  # every 10th tick refreshes the Date header
+            ticks += 10
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 1.0)
+
+    def exit(self) -> None:
+        self.should_exit = True
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already closed
+                loop.call_soon_threadsafe(wake.set)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.server_state.connections or self.server_state.tasks:
+            await super().shutdown(sockets)
+            return
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+
+
+class ThreadServer:
+    """`app` served by uvicorn from a daemon thread of this process, stopped at once.
+
+    uvicorn installs no signal handlers outside the main thread, so the process's own stay.
+    """
+
+    def __init__(self, app: ASGIApp, options: ServeOptions) -> None:
+        self.app = app
+        self.options = options
+        self._server: _PromptServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, sock: socket.socket, *, name: str, timeout: float = 10.0) -> bool:
+        """Serve on `sock`; whether it serves within `timeout` s (if not, it is stopped and
+        `sock` closed)."""
+        if self.running:
+            raise RuntimeError("the server is already running")
+        server = _PromptServer(self.options.config(self.app))
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True
+        )
+        self._server, self._thread = server, thread
+        thread.start()
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                server.exit()
+                sock.close()
+                return False
+            time.sleep(0.005)
+        return True
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._server is None or self._thread is None:
+            return
+        self._server.exit()
+        self._thread.join(timeout)
+        self._server = self._thread = None
+
+
+# ---------------------------------------------------------------- worker processes
+
+
+def serve_workers(
+    sock: socket.socket,
+    count: int,
+    factory: Callable[..., ASGIApp],
+    factory_args: Sequence[Any],
+    options: ServeOptions,
+    on_ready: Callable[[], None],
+    *,
+    startup_timeout: float = 60.0,
+    stop_timeout: float = 10.0,
+) -> int:
+    """Serve on `sock` from `count` worker processes until SIGINT or SIGTERM; the exit code.
+
+    Each worker is a fresh interpreter (multiprocessing's "spawn"), is handed the listening
+    socket, builds its own app with `factory(*factory_args)` (both must pickle: a function
+    of a module, and plain data) and serves it with uvicorn. `on_ready()` is called once
+    every worker serves.
+
+    SIGINT or SIGTERM: each worker gets SIGTERM (uvicorn's graceful shutdown), those still
+    there after `stop_timeout` s are killed, and the exit code is 0.
+
+    A worker that dies on its own is not restarted: the supervisor says so on stderr, stops
+    the others the same way and exits 1. A mock for tests should fail loudly, not carry on
+    with fewer workers and different journals. Likewise a worker that fails to start, or
+    workers not all serving within `startup_timeout` s, exit 1.
+
+    Workers never outlive the supervisor: on Linux they ask the kernel for SIGTERM when it
+    dies (PR_SET_PDEATHSIG; call this from the thread that stays, the main one), elsewhere
+    they poll their parent's pid. POSIX only: the socket is passed as a file descriptor.
+    """
+    processes: list[multiprocessing.process.BaseProcess] = []
+    pending: dict[Connection, multiprocessing.process.BaseProcess] = {}
+    with _stop_signals() as stop:
+        try:
+            args = (sock, factory, tuple(factory_args), options)
+            for index in range(count):
+                receiver, process = _start_worker(index, args)
+                processes.append(process)
+                pending[receiver] = process
+            started = _until_started(pending, processes, stop, startup_timeout)
+            if started is not None:
+                return started
+            on_ready()
+            ready = wait([*(p.sentinel for p in processes), stop])
+            if stop in ready:
+                return 0
+            _say(f"{_dead(processes, ready)}; stopping the other workers")
+            return 1
+        finally:
+            for conn in pending:
+                conn.close()
+            _stop_all(processes, stop_timeout)
+
+
+def _start_worker(
+    index: int, args: tuple[Any, ...]
+) -> tuple[Connection, multiprocessing.process.BaseProcess]:
+    """A worker process started, and the end of the pipe it says it serves on."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_worker_main,
+        args=(*args, sender, os.getpid()),
+        name=f"jimeng-mock-worker-{index + 1}",
+        daemon=True,
+    )
+    process.start()
+    sender.close()  # the worker's end: its exit then shows as EOF here too
+    return receiver, process
+
+
+def _until_started(
+    pending: dict[Connection, multiprocessing.process.BaseProcess],
+    processes: Sequence[multiprocessing.process.BaseProcess],
+    stop: socket.socket,
+    timeout: float,
+) -> int | None:
+    """Wait until every pending worker serves: None, or the exit code if that is not to be."""
+    deadline = time.monotonic() + timeout
+    while pending:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            _say(f"the workers did not all start within {timeout:g} s")
+            return 1
+        ready = wait([*pending, *(p.sentinel for p in processes), stop], left)
+        if stop in ready:
+            return 0
+        for conn in [c for c in pending if c in ready]:
+            with contextlib.suppress(EOFError, OSError):
+                conn.recv()
+                del pending[conn]
+                conn.close()
+        if dead := _dead(processes, ready):
+            _say(f"{dead} before serving; stopping")
+            return 1
+    return None
+
+
+def _say(message: str) -> None:
+    print(f"jimeng-mock: {message}", file=sys.stderr, flush=True)
+
+
+def _dead(processes: Sequence[multiprocessing.process.BaseProcess], ready: Sequence[object]) -> str:
+    """Which worker has exited (its sentinel is in `ready`), as a sentence's subject; ""
+    when none has."""
+    for process in processes:
+        if process.sentinel in ready:
+            process.join(5)  # its sentinel closes as it exits: it may not be reaped yet
+        if process.exitcode is not None:
+            code = process.exitcode
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+            return f"worker {process.name} (pid {process.pid}) {how}"
+    return ""
+
+
+def _stop_all(processes: Sequence[multiprocessing.process.BaseProcess], timeout: float) -> None:
+    for process in processes:
+        if process.exitcode is None:
+            process.terminate()  # SIGTERM: uvicorn's graceful shutdown
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.exitcode is None:
+            _say(f"worker {process.name} (pid {process.pid}) did not stop; killing it")
+            process.kill()
+            process.join()
+        process.close()
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[socket.socket]:
+    """A socket that turns readable on SIGINT or SIGTERM, for `wait()` next to the workers.
+
+    Outside the main thread no handler can be installed: then only the workers' exits count.
+    """
+    readable, writable = socket.socketpair()
+    writable.setblocking(False)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        with contextlib.suppress(OSError):
+            writable.send(b"\0")
+
+    handled = (signal.SIGINT, signal.SIGTERM)
+    main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, on_signal) for sig in handled} if main else {}
+    try:
+        yield readable
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        readable.close()
+        writable.close()
+
+
+def _worker_main(
+    sock: socket.socket,
+    factory: Callable[..., ASGIApp],
+    factory_args: tuple[Any, ...],
+    options: ServeOptions,
+    ready: Connection,
+    supervisor: int,
+) -> None:
+    """One worker process: build the app, serve it on the inherited socket until SIGTERM."""
+    # The supervisor stops workers with SIGTERM; Ctrl+C reaches the whole process group,
+    # and the supervisor's SIGTERM is what counts (no KeyboardInterrupt traceback here).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with(supervisor)
+    app = factory(*factory_args)
+
+    def started() -> None:
+        ready.send(True)
+        ready.close()
+
+    _Server(options.config(app), started).run(sockets=[sock])
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _exit_with(supervisor: int) -> None:
+    """SIGTERM to this process once `supervisor`, its parent, is gone."""
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            if cast(int, libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)) == 0:
+                if os.getppid() != supervisor:  # it died before the request was in place
+                    os._exit(1)
+                return
+
+    def watch() -> None:
+        while os.getppid() == supervisor:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="jimeng-mock-parent-watch", daemon=True).start()
+
+
+# ---------------------------------------------------------------- dropped connections
+
+
+def transport_of(receive: Receive) -> asyncio.BaseTransport | None:
+    """The connection's transport behind uvicorn's `receive`; None under another server
+    (an ASGI transport such as httpx.ASGITransport has no connection to close).
+
+    uvicorn's `receive` is a bound method of its request cycle, which holds the transport.
+    uvloop's transports are not `asyncio.BaseTransport` subclasses, but have its methods.
+    """
+    transport = getattr(getattr(receive, "__self__", None), "transport", None)
+    if transport is None or not callable(getattr(transport, "close", None)):
+        return None
+    return cast(asyncio.BaseTransport, transport)
+
+
+def keep_transport(scope: Scope, receive: Receive) -> asyncio.BaseTransport | None:
+    """What `KeepTransport` does before calling its app, for middleware of one's own: for an
+    http scope, the transport of `receive` (the server's own) in `scope["jimeng.transport"]`.
+    Returns the transport, None if there is none."""
+    transport = transport_of(receive) if scope["type"] == "http" else None
+    if transport is not None:
+        scope[TRANSPORT] = transport
+    return transport
+
+
+class KeepTransport:
+    """ASGI middleware: for http scopes, the transport of the server's own `receive` goes in
+    `scope["jimeng.transport"]` before `app` runs, so `drop_connection` finds it however
+    the middleware inside wraps `receive`.
+
+    A connection dropped while the app ran is seen as lost by uvicorn before it looks at
+    the response: else it would log "returned without starting response" and try a 500.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        transport = keep_transport(scope, receive)
+        if transport is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if transport.is_closing():
+                await _until_lost(receive)
+
+
+async def _until_lost(receive: Receive, timeout: float = 1.0) -> None:
+    """Until uvicorn's request cycle has seen its connection lost (`.disconnected`), unless
+    it finished its answer anyway (a `Connection: close` answer closes the transport too)."""
+    cycle = getattr(receive, "__self__", None)
+    deadline = time.monotonic() + timeout
+    while not (getattr(cycle, "disconnected", True) or getattr(cycle, "response_complete", True)):
+        if time.monotonic() > deadline:
+            return
+        await asyncio.sleep(0)
+
+
+def drop_connection(scope: Scope) -> bool:
+    """Close the request's connection with no answer, if a server behind `KeepTransport`
+    serves it; whether it did. Return from the app without sending anything then."""
+    transport: asyncio.BaseTransport | None = scope.get(TRANSPORT)
+    if transport is None:
+        return False
+    transport.close()
+    return True
