@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
@@ -14,6 +15,8 @@ from urllib.parse import urlsplit
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from mockserver.errors import ConfigError
 
@@ -33,12 +36,29 @@ def read_data_file(path: Path, schema_name: str, what: str) -> Any:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{what} {path}: {exc}") from exc
-    schema = json.loads((data_dir() / schema_name).read_text(encoding="utf-8"))
-    error = best_match(Draft202012Validator(schema).iter_errors(data))
+    error = best_match(schema_validator(schema_name).iter_errors(data))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "top level"
         raise ConfigError(f"{what} {path}: at {where}: {error.message}")
     return data
+
+
+@functools.cache
+def _schemas() -> Registry[Any]:
+    """Every schema file of data_dir() by its `$id`, so one may `$ref` another."""
+    resources = []
+    for path in sorted(data_dir().glob("*.json")):
+        schema = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(schema, dict) and "$id" in schema:
+            resources.append((schema["$id"], Resource.from_contents(schema, DRAFT202012)))
+    return Registry().with_resources(resources)
+
+
+@functools.cache
+def schema_validator(name: str) -> Draft202012Validator:
+    """A validator of the schema file `name` in data_dir(), its `$ref`s to other files resolved."""
+    schema = json.loads((data_dir() / name).read_text(encoding="utf-8"))
+    return Draft202012Validator(schema, registry=_schemas())
 
 
 def data_dir() -> Path:

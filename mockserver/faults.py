@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import random
-import re
 import threading
 import time
 from collections import OrderedDict, deque
@@ -16,6 +14,7 @@ from typing import Any, Literal
 
 from mockserver.config import read_data_file
 from mockserver.errors import ConfigError
+from mockserver.matching import Match, match_json
 
 Action = Literal["error", "answer", "partial", "malformed", "disconnect"]
 
@@ -83,36 +82,17 @@ class FaultCatalogue:
         return min(max(delay_ms, 0.0), float(self.max_latency_ms))
 
 
-def matches(expected: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
-    """Body fields equal to the expected ones; a {"regex": ...} value searches a string field."""
-    for name, want in expected.items():
-        if name not in body:
-            return False
-        got = body[name]
-        if isinstance(want, dict) and set(want) == {"regex"}:
-            if not isinstance(got, str) or not _regex(want["regex"]).search(got):
-                return False
-        elif got != want or type(got) is not type(want):
-            return False
-    return True
-
-
-@functools.cache
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
-@dataclass
+@dataclass(eq=False)
 class QueuedFault:
     fault: Fault
     times: int
-    match: Mapping[str, Any]
+    match: Match
 
     def to_json(self) -> dict[str, Any]:
         return {
             "fault": self.fault.name,
             "times": self.times,
-            "match": dict(self.match),
+            "match": match_json(self.match),
             "delay_ms": self.fault.delay_ms,
             "retry_after_ms": self.fault.retry_after_ms,
         }
@@ -125,21 +105,21 @@ class FaultQueue:
         self._queue: list[QueuedFault] = []
         self._lock = threading.Lock()
 
-    def push(self, fault: Fault, times: int, match: Mapping[str, Any]) -> QueuedFault:
+    def push(self, fault: Fault, times: int, match: Match) -> QueuedFault:
         entry = QueuedFault(fault, times, dict(match))
         with self._lock:
             self._queue.append(entry)
         return entry
 
-    def take(self, body: Mapping[str, Any]) -> Fault | None:
+    def use(self, entry: QueuedFault) -> bool:
+        """Spend one of the entry's times; False if it is no longer queued (used up, cleared)."""
         with self._lock:
-            for entry in self._queue:
-                if matches(entry.match, body):
-                    entry.times -= 1
-                    if entry.times <= 0:
-                        self._queue.remove(entry)
-                    return entry.fault
-        return None
+            if not any(queued is entry for queued in self._queue):
+                return False
+            entry.times -= 1
+            if entry.times <= 0:
+                self._queue.remove(entry)
+            return True
 
     def pending(self) -> list[QueuedFault]:
         with self._lock:

@@ -13,8 +13,10 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from mockserver.config import schema_validator
 from mockserver.errors import ConfigError
-from mockserver.faults import matches
+from mockserver.faults import Fault, FaultCatalogue
+from mockserver.matching import Match, MatcherError, compile_json, matches_all
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)(?::([0-9]+))?\s*\}\}")
 _DATA = re.compile(r"\{\{\s*data\s*\}\}")
@@ -25,10 +27,10 @@ _IN_TEXT = {"url", "prompt", "model", "created"}
 @dataclass(frozen=True)
 class Stub:
     name: str  # the file name
-    match_body: Mapping[str, Any]
-    match_headers: Mapping[str, Any]
+    match_body: Match
+    match_headers: Match  # lower-case header names
     times: int | None
-    fault: str | None
+    fault: Fault | None  # with the stub's delay_ms and retry_after_ms
     delay_ms: int | None
     retry_after_ms: int | None
     status: int
@@ -38,7 +40,7 @@ class Stub:
     uses_data: bool  # whether the body has "{{data}}"
 
     def matches(self, body: Mapping[str, Any], headers: Mapping[str, str]) -> bool:
-        return matches(self.match_body, body) and matches(self.match_headers, headers)
+        return matches_all(self.match_body, body) and matches_all(self.match_headers, headers)
 
     def render(self, values: Mapping[str, Any], urls: list[str]) -> Any:
         """The canned body with its placeholders filled in."""
@@ -87,18 +89,7 @@ def _check_placeholders(value: Any, where: str) -> int:
     return highest
 
 
-def _check_regexes(values: Mapping[str, Any], where: str) -> None:
-    for name, value in values.items():
-        if isinstance(value, dict) and "regex" in value:
-            try:
-                re.compile(value["regex"])
-            except re.error as exc:
-                raise ValueError(
-                    f"{where}.{name}: invalid regex {value['regex']!r}: {exc}"
-                ) from None
-
-
-def load_stub(path: Path, validator: Draft202012Validator, fault_names: set[str]) -> Stub:
+def load_stub(path: Path, validator: Draft202012Validator, faults: FaultCatalogue) -> Stub:
     """One stub file, or ConfigError naming the file and what is wrong with it."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -112,24 +103,30 @@ def load_stub(path: Path, validator: Draft202012Validator, fault_names: set[str]
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "top level"
         raise ConfigError(f"stub {path}: at {where}: {error.message}")
-    if data.get("fault") is not None and data["fault"] not in fault_names:
-        raise ConfigError(
-            f"stub {path}: unknown fault {data['fault']!r}; known: {', '.join(sorted(fault_names))}"
+    fault = None
+    if data.get("fault") is not None:
+        found = faults.get(data["fault"])
+        if found is None:
+            known = ", ".join(sorted(faults.names()))
+            raise ConfigError(f"stub {path}: unknown fault {data['fault']!r}; known: {known}")
+        fault = found.with_options(
+            delay_ms=data.get("delay_ms"), retry_after_ms=data.get("retry_after_ms")
         )
     match = data["match"]
     response = data.get("response", {})
     try:
-        _check_regexes(match.get("body", {}), "match.body")
-        _check_regexes(match.get("headers", {}), "match.headers")
+        match_body = compile_json(match.get("body", {}), "match.body")
+        headers = {k.lower(): v for k, v in match.get("headers", {}).items()}
+        match_headers = compile_json(headers, "match.headers")
         url_count = _check_placeholders(response.get("body"), "response.body")
-    except ValueError as exc:
+    except (MatcherError, ValueError) as exc:
         raise ConfigError(f"stub {path}: {exc}") from None
     return Stub(
         name=path.name,
-        match_body=match.get("body", {}),
-        match_headers={k.lower(): v for k, v in match.get("headers", {}).items()},
+        match_body=match_body,
+        match_headers=match_headers,
         times=data.get("times"),
-        fault=data.get("fault"),
+        fault=fault,
         delay_ms=data.get("delay_ms"),
         retry_after_ms=data.get("retry_after_ms"),
         status=response.get("status", 200),
@@ -147,12 +144,12 @@ class StubSet:
     it is kept in `.error`, which the mock answers until the file is fixed.
     """
 
-    def __init__(self, directory: Path, schema_path: Path, fault_names: set[str]) -> None:
+    def __init__(self, directory: Path, faults: FaultCatalogue) -> None:
         if not directory.is_dir():
             raise ConfigError(f"fixtures folder {directory} does not exist or is not a folder")
         self.directory = directory
-        self._validator = Draft202012Validator(json.loads(schema_path.read_text(encoding="utf-8")))
-        self._fault_names = fault_names
+        self._validator = schema_validator("stub.schema.json")
+        self._faults = faults
         self._lock = threading.Lock()
         self._signature: tuple[tuple[str, int, int], ...] = ()
         self.stubs: list[Stub] = []
@@ -169,7 +166,7 @@ class StubSet:
 
     def _load(self, signature: tuple[tuple[str, int, int], ...]) -> None:
         stubs = [
-            load_stub(self.directory / name, self._validator, self._fault_names)
+            load_stub(self.directory / name, self._validator, self._faults)
             for name, _, _ in signature
         ]
         self.stubs, self._signature, self.error, self._used = stubs, signature, None, {}
@@ -185,20 +182,18 @@ class StubSet:
             except ConfigError as exc:
                 self.error = str(exc)
 
-    def find(
-        self, body: Mapping[str, Any], headers: Mapping[str, str], *, consume: bool = True
-    ) -> Stub | None:
-        """The first stub (in file-name order) that matches and has uses left."""
+    def available(self) -> list[Stub]:
+        """The stubs that have uses left, in file-name order."""
         with self._lock:
-            for stub in self.stubs:
-                used = self._used.get(stub.name, 0)
-                if stub.times is not None and used >= stub.times:
-                    continue
-                if stub.matches(body, headers):
-                    if consume:
-                        self._used[stub.name] = used + 1
-                    return stub
-        return None
+            return [
+                stub
+                for stub in self.stubs
+                if stub.times is None or self._used.get(stub.name, 0) < stub.times
+            ]
+
+    def use(self, stub: Stub) -> None:
+        with self._lock:
+            self._used[stub.name] = self._used.get(stub.name, 0) + 1
 
     def names(self) -> list[str]:
         return [stub.name for stub in self.stubs]

@@ -2,62 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from mockserver.journal import RequestRecord
-
-_MISSING = object()
-
-
-def field_matches(want: Any, got: Any) -> bool:
-    """A field wanted as a value (equal, with the same JSON type), a regex, or a predicate."""
-    if got is _MISSING:
-        return False
-    if isinstance(want, re.Pattern):
-        return isinstance(got, str) and want.search(got) is not None
-    if callable(want):
-        return bool(want(got))
-    return bool(got == want) and type(got) is type(want)
-
-
-def _show(value: Any, limit: int = 80) -> str:
-    if value is _MISSING:
-        return "(absent)"
-    if isinstance(value, re.Pattern):
-        return f"a match for /{value.pattern}/"
-    if callable(value):
-        return f"a value for which {getattr(value, '__name__', 'the predicate')} is true"
-    text = json.dumps(value, ensure_ascii=False) if _is_json(value) else repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _is_json(value: Any) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def _difference(name: str, want: Any, got: Any) -> str:
-    line = f"  {name}: expected {_show(want)}, got {_show(got)}"
-    if isinstance(want, str) and isinstance(got, str):
-        at = next(
-            (i for i, (a, b) in enumerate(zip(want, got, strict=False)) if a != b),
-            min(len(want), len(got)),
-        )
-        line += f" (first difference at character {at})"
-    elif not callable(want) and want == got:
-        # Equal but no match: field_matches also wants the same JSON type.
-        line += f" (same value, but {type(got).__name__} instead of {type(want).__name__})"
-    return line
+from mockserver.matching import MISSING, Match, misses, show
 
 
 def _body_field(record: RequestRecord, name: str) -> Any:
-    return record.body.get(name, _MISSING) if isinstance(record.body, dict) else _MISSING
+    return record.body.get(name, MISSING) if isinstance(record.body, dict) else MISSING
 
 
 def _describe(record: RequestRecord) -> str:
@@ -67,13 +20,13 @@ def _describe(record: RequestRecord) -> str:
     return f"#{record.id} {record.method} {record.path} -> {answer}"
 
 
-def _wanted(fields: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={_show(v)}" for k, v in fields.items()) or "(any)"
+def _wanted(fields: Match) -> str:
+    return ", ".join(f"{k}={m.describe()}" for k, m in fields.items()) or "(any)"
 
 
 def assert_requested(
     records: Sequence[RequestRecord],
-    fields: Mapping[str, Any],
+    fields: Match,
     count: int | None = None,
     *,
     meta: Mapping[str, Callable[[RequestRecord], Any]] | None = None,
@@ -88,12 +41,10 @@ def assert_requested(
     def value(record: RequestRecord, name: str) -> Any:
         return meta[name](record) if name in meta else _body_field(record, name)
 
-    def misses(record: RequestRecord) -> list[str]:
-        return [
-            name for name, want in fields.items() if not field_matches(want, value(record, name))
-        ]
+    def missed(record: RequestRecord) -> list[str]:
+        return misses(fields, lambda name: value(record, name))
 
-    matching = [r for r in records if not misses(r)]
+    matching = [r for r in records if not missed(r)]
     if count is None and matching:
         return matching
     if count is not None and len(matching) == count:
@@ -112,11 +63,11 @@ def assert_requested(
     ]
     if records:
         # The nearest miss: fewest fields wrong, and of those the newest.
-        nearest = min(reversed(records), key=lambda r: len(misses(r)))
+        nearest = min(reversed(records), key=lambda r: len(missed(r)))
         lines.append(f"Nearest: {_describe(nearest)}, which differs in:")
-        lines += [_difference(n, fields[n], value(nearest, n)) for n in misses(nearest)]
+        lines += [f"  {n}: {fields[n].difference(value(nearest, n))}" for n in missed(nearest)]
         if isinstance(nearest.body, dict):
-            lines.append(f"  its body: {_show(nearest.body, 300)}")
+            lines.append(f"  its body: {show(nearest.body, 300)}")
     raise AssertionError("\n".join(lines))
 
 
