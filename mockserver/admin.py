@@ -1,11 +1,12 @@
-"""The /__admin/ routes: the journal as JSON and as a page, the fault queue, stubs and reset."""
+"""The /__admin/ endpoints: the journal as JSON and as a page, the fault queue, stubs and
+reset. Each reads the mock from `request.app.state.mock`; `mockserver.routes` routes them."""
 
 from __future__ import annotations
 
+import functools
 import hmac
 import html
 import json
-import re
 import string
 import time
 from collections.abc import Awaitable, Callable
@@ -13,18 +14,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from jsonschema import Draft202012Validator, ValidationError
+from jsonschema import ValidationError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
 
 from mockserver.bodies import read_json_object
-from mockserver.config import MockConfig, data_dir
+from mockserver.config import MockConfig, schema_validator
 from mockserver.contract import param_path
 from mockserver.errors import ApiError
-from mockserver.images import ImageSigner, render_thumbnail, thumbnail_size
+from mockserver.images import render_thumbnail, thumbnail_size
 from mockserver.journal import RequestRecord
-from mockserver.render import Renderer
+from mockserver.matching import Matcher, MatcherError
 
 if TYPE_CHECKING:
     from mockserver.state import MockState
@@ -34,6 +34,7 @@ PAGE = string.Template((Path(__file__).parent / "admin.html").read_text(encoding
 PAGE_ROWS = 100
 ADMIN_BODY_LIMIT = 64 * 1024
 _FILTERS = {"status", "model", "error", "limit"}
+ADMIN_FAULTS_SCHEMA = "admin-faults.request.json"
 
 
 def _query(request: Request, allowed: set[str]) -> dict[str, str]:
@@ -87,130 +88,140 @@ def _schema_error(error: ValidationError) -> ApiError:
     return ApiError("invalid_value", param=param_path(path), detail=error.message)
 
 
-def admin_routes(state: MockState, signer: ImageSigner, renderer: Renderer) -> list[Route]:
-    fault_request = Draft202012Validator(
-        json.loads((data_dir() / "admin-faults.request.json").read_text(encoding="utf-8"))
+def mock_of(request: Request) -> MockState:
+    mock: MockState = request.app.state.mock
+    return mock
+
+
+def admin(endpoint: Endpoint) -> Endpoint:
+    """An admin endpoint: open on loopback, or to the holder of --admin-token."""
+
+    @functools.wraps(endpoint)
+    async def guarded(request: Request) -> Response:
+        _admit(mock_of(request).config, request)
+        return await endpoint(request)
+
+    return guarded
+
+
+@admin
+async def list_requests(request: Request) -> Response:
+    journal = mock_of(request).journal
+    records = filtered(journal.records(), _query(request, _FILTERS))
+    return JSONResponse(
+        {
+            "requests": [r.to_json() for r in records],
+            "count": len(records),
+            "journal_size": journal.size,
+            "dropped": journal.dropped,
+        }
     )
 
-    async def list_requests(request: Request) -> Response:
-        records = filtered(state.journal.records(), _query(request, _FILTERS))
-        return JSONResponse(
-            {
-                "requests": [r.to_json() for r in records],
-                "count": len(records),
-                "journal_size": state.journal.size,
-                "dropped": state.journal.dropped,
-            }
-        )
 
-    async def delete_requests(request: Request) -> Response:
-        _query(request, set())
-        return JSONResponse({"deleted": state.journal.clear()})
+@admin
+async def delete_requests(request: Request) -> Response:
+    _query(request, set())
+    return JSONResponse({"deleted": mock_of(request).journal.clear()})
 
-    async def reset(request: Request) -> Response:
-        _query(request, set())
-        state.reset()
-        if "form" in request.headers.get("content-type", ""):
-            return RedirectResponse("/__admin/", status_code=303)  # the page's Reset button
-        return JSONResponse({"reset": True})
 
-    async def list_faults(request: Request) -> Response:
-        _query(request, set())
-        return JSONResponse(
-            {
-                "faults": {
-                    name: {k: v for k, v in vars(fault).items() if v is not None and k != "name"}
-                    for name, fault in state.faults.faults.items()
-                },
-                "queued": [entry.to_json() for entry in state.queue.pending()],
-            }
-        )
+@admin
+async def reset(request: Request) -> Response:
+    _query(request, set())
+    mock_of(request).reset()
+    if "form" in request.headers.get("content-type", ""):
+        return RedirectResponse("/__admin/", status_code=303)  # the page's Reset button
+    return JSONResponse({"reset": True})
 
-    async def queue_fault(request: Request) -> Response:
-        _query(request, set())
-        body = await read_json_object(request, ADMIN_BODY_LIMIT)
-        errors = sorted(fault_request.iter_errors(body), key=lambda e: e.validator != "required")
-        if errors:
-            raise _schema_error(errors[0])
-        for name, value in body.get("match", {}).items():
-            if isinstance(value, dict):
-                try:
-                    re.compile(value["regex"])
-                except re.error as exc:
-                    raise ApiError(
-                        "invalid_value", param=f"match.{name}.regex", detail=str(exc)
-                    ) from None
-        fault = state.fault(body["fault"]).with_options(
-            delay_ms=body.get("delay_ms"), retry_after_ms=body.get("retry_after_ms")
-        )
-        entry = state.queue.push(fault, body.get("times", 1), body.get("match", {}))
-        return JSONResponse({"queued": entry.to_json()}, status_code=201)
 
-    async def clear_faults(request: Request) -> Response:
-        _query(request, set())
-        return JSONResponse({"deleted": state.queue.clear()})
+@admin
+async def list_faults(request: Request) -> Response:
+    _query(request, set())
+    mock = mock_of(request)
+    return JSONResponse(
+        {
+            "faults": {
+                name: {k: v for k, v in vars(fault).items() if v is not None and k != "name"}
+                for name, fault in mock.faults.faults.items()
+            },
+            "queued": [entry.to_json() for entry in mock.queue.pending()],
+        }
+    )
 
-    async def list_stubs(request: Request) -> Response:
-        _query(request, set())
-        if state.stubs is None:
-            return JSONResponse({"folder": None, "stubs": [], "error": None})
-        state.stubs.refresh()
-        return JSONResponse(
-            {
-                "folder": str(state.stubs.directory),
-                "stubs": state.stubs.names(),
-                "error": state.stubs.error,
-            }
-        )
 
-    async def thumbnail(request: Request) -> Response:
-        spec = signer.parse(**request.path_params)
-        png = await renderer.png(("thumbnail", spec), lambda: render_thumbnail(spec))
-        return Response(
-            png, media_type="image/png", headers={"Cache-Control": "public, max-age=31536000"}
-        )
+@admin
+async def queue_fault(request: Request) -> Response:
+    _query(request, set())
+    mock = mock_of(request)
+    body = await read_json_object(request, ADMIN_BODY_LIMIT)
+    errors = schema_validator(ADMIN_FAULTS_SCHEMA).iter_errors(body)
+    first = min(errors, key=lambda e: e.validator != "required", default=None)
+    if first is not None:
+        raise _schema_error(first)
+    match = {}
+    for name, value in body.get("match", {}).items():
+        try:
+            match[name] = Matcher.from_json(value)
+        except MatcherError as exc:
+            raise ApiError("invalid_value", param=f"match.{name}", detail=str(exc)) from None
+    fault = mock.fault(body["fault"]).with_options(
+        delay_ms=body.get("delay_ms"), retry_after_ms=body.get("retry_after_ms")
+    )
+    entry = mock.queue.push(fault, body.get("times", 1), match)
+    return JSONResponse({"queued": entry.to_json()}, status_code=201)
 
-    async def page(request: Request) -> Response:
-        query = _query(request, _FILTERS)
-        everything = state.journal.records()
-        records = filtered(everything, {"limit": str(PAGE_ROWS), **query})
-        summary = (
-            f"{len(everything)} request(s) in the journal (it keeps the newest "
-            f"{state.journal.size}; {state.journal.dropped} dropped), showing {len(records)}, "
-            f"newest first. Page drawn at {time.strftime('%H:%M:%S', time.gmtime())} UTC."
-        )
-        text = PAGE.substitute(
-            count=len(everything),
-            summary=html.escape(summary),
-            refresh=html.escape("/__admin/" + (f"?{urlencode(query)}" if query else "")),
-            status=html.escape(query.get("status", "")),
-            model=html.escape(query.get("model", "")),
-            error=html.escape(query.get("error", "")),
-            limit=f'<input type="hidden" name="limit" value="{html.escape(query["limit"])}">'
-            if "limit" in query
-            else "",
-            rows="\n".join(_row(r) for r in reversed(records)) or _empty(query),
-        )
-        return HTMLResponse(text, headers={"Cache-Control": "no-store"})
 
-    def route(path: str, endpoint: Endpoint, method: str) -> Route:
-        async def guarded(request: Request) -> Response:
-            _admit(state.config, request)
-            return await endpoint(request)
+@admin
+async def clear_faults(request: Request) -> Response:
+    _query(request, set())
+    return JSONResponse({"deleted": mock_of(request).queue.clear()})
 
-        return Route(path, guarded, methods=[method])
 
-    return [
-        route("/__admin/", page, "GET"),
-        route("/__admin/requests", list_requests, "GET"),
-        route("/__admin/requests", delete_requests, "DELETE"),
-        route("/__admin/reset", reset, "POST"),
-        route("/__admin/faults", list_faults, "GET"),
-        route("/__admin/faults", queue_fault, "POST"),
-        route("/__admin/faults", clear_faults, "DELETE"),
-        route("/__admin/stubs", list_stubs, "GET"),
-        route("/__admin/thumbnails/{model}/{size}/{name}", thumbnail, "GET"),
-    ]
+@admin
+async def list_stubs(request: Request) -> Response:
+    _query(request, set())
+    stubs = mock_of(request).stubs
+    if stubs is None:
+        return JSONResponse({"folder": None, "stubs": [], "error": None})
+    stubs.refresh()
+    return JSONResponse(
+        {"folder": str(stubs.directory), "stubs": stubs.names(), "error": stubs.error}
+    )
+
+
+@admin
+async def thumbnail(request: Request) -> Response:
+    mock = mock_of(request)
+    spec = mock.signer.parse(**request.path_params)
+    png = await mock.renderer.png(("thumbnail", spec), lambda: render_thumbnail(spec))
+    return Response(
+        png, media_type="image/png", headers={"Cache-Control": "public, max-age=31536000"}
+    )
+
+
+@admin
+async def page(request: Request) -> Response:
+    query = _query(request, _FILTERS)
+    journal = mock_of(request).journal
+    everything = journal.records()
+    records = filtered(everything, {"limit": str(PAGE_ROWS), **query})
+    summary = (
+        f"{len(everything)} request(s) in the journal (it keeps the newest "
+        f"{journal.size}; {journal.dropped} dropped), showing {len(records)}, "
+        f"newest first. Page drawn at {time.strftime('%H:%M:%S', time.gmtime())} UTC."
+    )
+    text = PAGE.substitute(
+        count=len(everything),
+        summary=html.escape(summary),
+        refresh=html.escape("/__admin/" + (f"?{urlencode(query)}" if query else "")),
+        status=html.escape(query.get("status", "")),
+        model=html.escape(query.get("model", "")),
+        error=html.escape(query.get("error", "")),
+        limit=f'<input type="hidden" name="limit" value="{html.escape(query["limit"])}">'
+        if "limit" in query
+        else "",
+        rows="\n".join(_row(r) for r in reversed(records)) or _empty(query),
+    )
+    return HTMLResponse(text, headers={"Cache-Control": "no-store"})
 
 
 def _admit(config: MockConfig, request: Request) -> None:

@@ -48,7 +48,7 @@ async def read_json_object(request: Request, max_body: int) -> dict[str, Any]:
 
     try:
         text = b"".join(chunks).decode("utf-8")
-        body = json.loads(text, parse_constant=_reject_constant)
+        body = _DECODER.decode(text)
         if _SURROGATE_ESCAPE.search(text):
             # "\ud800" alone parses, but is no character: it could not be answered in UTF-8.
             json.dumps(body, ensure_ascii=False).encode("utf-8")
@@ -86,3 +86,6 @@ def _deeper_than(value: dict[str, Any], limit: int) -> bool:
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON value")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)

@@ -84,10 +84,11 @@ class ErrorCatalogue:
     def message(self, error: ApiError) -> str:
         return self.kinds[error.code].message.format(param=error.param, **error.fields)
 
-    def response(self, error: ApiError) -> JSONResponse:
+    def response(self, error: ApiError, message: str | None = None) -> JSONResponse:
+        """The envelope of `error`; `message` if it is already made (`self.message(error)`)."""
         kind = self.kinds[error.code]
         body = {
-            "message": self.message(error),
+            "message": self.message(error) if message is None else message,
             "type": kind.type,
             "param": error.param,
             "code": error.code,

@@ -154,7 +154,12 @@ def render_placeholder(width: int, height: int, seed: str, lines: list[str]) -> 
             line = scanlines[y + i]
             piece = packed[i * step : (i + 1) * step]
             scanlines[y + i] = line[: x // 4] + piece + line[x // 4 + step :]
-    # Compressed a band of rows at a time, so the whole raw image is never in memory at once.
+    return _png(width, height, palette, scanlines)
+
+
+def _png(width: int, height: int, palette: bytes, scanlines: list[bytes]) -> bytes:
+    """A 2-bit palette PNG of these rows, compressed a band of rows at a time, so the whole
+    raw image is never in memory at once."""
     compressor = zlib.compressobj(1)
     idat = [
         compressor.compress(b"".join(b"\x00" + line for line in scanlines[top : top + 256]))

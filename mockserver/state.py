@@ -1,36 +1,24 @@
-"""What a running mock remembers and what a test can ask of it: journal, faults, stubs, checks."""
+"""One mock: its contract and catalogues, what it remembers while it runs (journal, queued
+faults, stubs, rate limits), and what a test can ask of it."""
 
 from __future__ import annotations
 
-import re
 import threading
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
 from mockserver.config import MockConfig, data_dir
-from mockserver.errors import ApiError, ConfigError
+from mockserver.contract import RequestContract
+from mockserver.errors import ApiError, ConfigError, ErrorCatalogue
 from mockserver.faults import Chaos, Fault, FaultCatalogue, FaultQueue, QueuedFault, RateLimiter
-from mockserver.journal import ContractWarning, Journal, RequestRecord
+from mockserver.images import ImageSigner
+from mockserver.journal import Journal, RequestRecord
+from mockserver.matching import compile_python
+from mockserver.plan import Asked, Plan, plan
+from mockserver.render import Renderer
+from mockserver.sizes import SizeTable
 from mockserver.stubs import StubSet
 from mockserver.verify import assert_requested, problems
-
-
-@dataclass
-class Exchange:
-    """What one API request turned out to be, filled in as it is answered."""
-
-    epoch: int  # the journal's when the request began
-    body: Any = None
-    warnings: list[ContractWarning] = field(default_factory=list)
-    images: list[str] = field(default_factory=list)
-    fault: str | None = None
-    stub: str | None = None
-    error: str | None = None
-    error_message: str | None = None
-    param: str | None = None
-    exception: str | None = None
 
 
 class MockState:
@@ -40,9 +28,16 @@ class MockState:
     the state is `app.state.mock`.
     """
 
-    def __init__(self, config: MockConfig, error_codes: Iterable[str]) -> None:
+    def __init__(self, config: MockConfig) -> None:
         self.config = config
-        self.faults = FaultCatalogue.from_file(config.fault_catalogue_file, error_codes)
+        self.catalogue = ErrorCatalogue.from_file(config.errors_file)
+        self.sizes = SizeTable.from_file(config.sizes_file)
+        self.contract = RequestContract.from_dir(data_dir(), self.sizes, strict=config.strict)
+        self.signer = ImageSigner(config.secret, self.sizes.issuable)
+        self.renderer = Renderer(
+            config.render_concurrency, config.render_queue, config.image_cache_mb * 1024 * 1024
+        )
+        self.faults = FaultCatalogue.from_file(config.fault_catalogue_file, self.catalogue.kinds)
         for name in config.fault_names:
             if self.faults.get(name) is None:
                 known = ", ".join(self.faults.names())
@@ -56,20 +51,36 @@ class MockState:
         self.journal = Journal(config.journal_size)
         self.queue = FaultQueue()
         self.limiter = RateLimiter(config.rpm) if config.rpm else None
-        self.stubs = (
-            StubSet(config.fixtures, data_dir() / "stub.schema.json", set(self.faults.names()))
-            if config.fixtures
-            else None
-        )
+        self.stubs = StubSet(config.fixtures, self.faults) if config.fixtures else None
         self.expected_errors: set[str] = set()
         self._rng = self.chaos.rng()
         self._rng_lock = threading.Lock()
+        self._plan_lock = threading.Lock()
 
     # ------------------------------------------------------------------ used while serving
 
-    def draw_chaos(self) -> tuple[float, str | None]:
+    def draw_chaos(self) -> tuple[float, Fault | None]:
+        """The --latency and --fault-rate draws of one request (every request draws both)."""
         with self._rng_lock:
-            return self.chaos.draw(self._rng)
+            delay, name = self.chaos.draw(self._rng)
+        return delay, self.faults.get(name) if name else None
+
+    def plan(self, asked: Asked) -> Plan:
+        """How to answer `asked` (see `mockserver.plan`), spending the queued fault or stub
+        use it takes; atomic, so concurrent requests never share one use."""
+        if self.stubs is not None:
+            self.stubs.refresh()
+            if self.stubs.error:
+                raise ApiError("stub_error", detail=self.stubs.error)
+        with self._plan_lock:
+            while True:
+                stubs = self.stubs.available() if self.stubs else []
+                chosen = plan(asked, self.queue.pending(), stubs, self.faults.max_latency_ms)
+                if chosen.queued is None or self.queue.use(chosen.queued):
+                    break  # else the entry was cleared meanwhile: plan again without it
+            if chosen.stub is not None and self.stubs is not None:
+                self.stubs.use(chosen.stub)
+        return chosen
 
     def fault(self, name: str, *, param: str = "fault") -> Fault:
         found = self.faults.get(name)
@@ -120,11 +131,8 @@ class MockState:
             raise ValueError(f"unknown fault {fault!r}; known: {', '.join(self.faults.names())}")
         if isinstance(times, bool) or not isinstance(times, int) or times < 1:
             raise ValueError(f"times must be a whole number of at least 1, not {times!r}")
-        fields = {
-            k: {"regex": v.pattern} if isinstance(v, re.Pattern) else v for k, v in match.items()
-        }
         chosen = found.with_options(delay_ms=delay_ms, retry_after_ms=retry_after_ms)
-        return self.queue.push(chosen, times, fields)
+        return self.queue.push(chosen, times, compile_python(match))
 
     def expect_errors(self, *codes: str) -> None:
         """Errors with these codes are what the test is after: `check()` lets them pass."""
@@ -140,13 +148,14 @@ class MockState:
     ) -> list[RequestRecord]:
         """Assert that requests with these body fields were made (`count`: exactly that many).
 
-        Values match when equal, when a compiled regex finds them, or when a callable
-        says so. On a failure the message shows the nearest request and what differs.
+        Values are matchers (`mockserver.matching`): equal with the same JSON type, a
+        compiled regex that finds them (its flags kept), or a callable that says so. On a
+        failure the message shows the nearest request and what differs.
         """
         asked = {"status": status, "error": error}
         meta = {name: attrgetter(name) for name, value in asked.items() if value is not None}
-        fields = {**{name: asked[name] for name in meta}, **fields}
-        return assert_requested(self.journal.records(), fields, count, meta=meta)
+        wanted = compile_python({**{name: asked[name] for name in meta}, **fields})
+        return assert_requested(self.journal.records(), wanted, count, meta=meta)
 
     def check(self) -> None:
         """Fail if any request so far had a warning, an unexpected error, or broke the mock."""

@@ -8,6 +8,14 @@ import pytest
 from mockserver import MockServer
 from mockserver.bodies import MAX_DEPTH
 
+
+@pytest.fixture
+def jimeng_mock(parsed_mock: MockServer) -> MockServer:
+    """These tests depend on how requests are parsed: each runs on both of uvicorn's parsers."""
+    parsed_mock.reset()
+    return parsed_mock
+
+
 HEADERS = {"Authorization": "Bearer k", "Content-Type": "application/json"}
 GOOD = b'{"model": "jimeng-4.0", "prompt": "p", "n": 1, "size": "1024x1024"}'
 START = b'{"model": "jimeng-4.0", "prompt": "p", "n": 1, "size": "1024x1024", "extra": '

@@ -22,7 +22,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from PIL import Image
 
-import mockserver.app
+import mockserver.endpoints
 from mockserver import MockServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -286,7 +286,7 @@ def test_server_error_envelope(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken_render(spec: object) -> bytes:
         raise RuntimeError("the renderer is broken")
 
-    monkeypatch.setattr(mockserver.app, "render_spec", broken_render)
+    monkeypatch.setattr(mockserver.endpoints, "render_spec", broken_render)
     auth = {"Authorization": "Bearer sk-test"}
     body = {"model": "jimeng-4.0", "prompt": "a cat", "n": 1, "size": "1024*1024"}
 

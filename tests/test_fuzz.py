@@ -37,6 +37,7 @@ from starlette.testclient import TestClient
 
 from mockserver import MockServer, create_app
 from mockserver.errors import ErrorCatalogue
+from tests.conftest import PARSERS
 
 # The document the cases follow: the one an app with the default options serves, as the
 # server the cases are sent to has them.
@@ -158,9 +159,10 @@ def _ran(request: pytest.FixtureRequest) -> None:
     RAN.add(request.node.originalname)
 
 
-@pytest.fixture(scope="module")
-def fuzz_server() -> Iterator[MockServer]:
-    with MockServer() as server:
+@pytest.fixture(scope="module", params=PARSERS)
+def fuzz_server(request: pytest.FixtureRequest) -> Iterator[MockServer]:
+    """The mock on each of uvicorn's HTTP parsers: every fuzz test runs on both."""
+    with MockServer(http=request.param) as server:
         yield server
 
 
@@ -173,6 +175,7 @@ def session() -> Iterator[requests.Session]:
 @SCHEMA.parametrize()
 def test_fuzz(case: schemathesis.Case, fuzz_server: MockServer, session: requests.Session) -> None:
     FUZZED.add(case.operation.label)
+    RAN.add("test_fuzz")  # schemathesis names its items after the operation too
     # Faults queued by fuzzing POST /__admin/faults would answer the next generation requests.
     fuzz_server.state.queue.clear()
     if case.headers:
@@ -469,5 +472,5 @@ def test_every_documented_status_was_answered(request: pytest.FixtureRequest) ->
         f"{method.upper()} {path}" for path, item in DOCUMENT["paths"].items() for method in item
     }
     if tests - RAN or operations - FUZZED:
-        pytest.skip("needs every test of this module to have run first")
+        pytest.skip(f"needs every test of this module to have run first: {tests - RAN}")
     assert sorted(documented() - SEEN) == []

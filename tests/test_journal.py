@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from typing import Any
 
@@ -11,7 +12,7 @@ import httpx2
 import openai
 import pytest
 
-import mockserver.app
+import mockserver.endpoints
 from mockserver import MockServer, create_app
 from mockserver.journal import Journal, RequestRecord, redact_headers
 
@@ -81,6 +82,82 @@ def test_every_api_route_is_recorded_and_other_routes_are_not(
         ("GET", "/v1/nothing-here", 404, "not_found"),
         ("PUT", GENERATIONS, 405, "method_not_allowed"),
     ]
+
+
+OUTCOMES: dict[str, tuple[dict[str, Any], int | None, str | None]] = {
+    # name: (how to send it, the status recorded, the error recorded)
+    "success": ({"json": {"model": "jimeng-4.0", "prompt": "p", "n": 1}}, 200, None),
+    "contract": ({"json": {"model": "jimeng-4.0", "prompt": "p", "n": 0}}, 400, "invalid_value"),
+    "no-key": ({"json": {}, "headers": {"Authorization": ""}}, 401, "invalid_api_key"),
+    "unknown-url": ({"path": "/v1/images/nothing"}, 404, "not_found"),
+    "method": ({"method": "DELETE"}, 405, "method_not_allowed"),
+    "too-large": ({"content": b"{" * (1024 * 1024 + 1)}, 413, "request_too_large"),
+    "media-type": ({"content": b"{}", "headers": {"Content-Type": "text/plain"}}, 415, None),
+    "fault": (
+        {"json": {"model": "jimeng-4.0", "prompt": "p", "n": 1}, "fault": "quota"},
+        429,
+        None,
+    ),
+    "stub": ({"json": {"model": "jimeng-4.0", "prompt": "stubbed", "n": 1}}, 200, None),
+    "dropped": (
+        {"json": {"model": "jimeng-4.0", "prompt": "p", "n": 1}, "fault": "disconnect"},
+        None,
+        None,
+    ),
+    "mock-failure": (
+        {"json": {"model": "jimeng-4.0", "prompt": "p", "n": 1, "response_format": "b64_json"}},
+        500,
+        "server_error",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def outcome_stubs(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    folder = tmp_path_factory.mktemp("outcome-stubs")
+    stub = {
+        "match": {"body": {"prompt": "stubbed"}},
+        "response": {"status": 200, "body": {"created": "{{created}}", "data": "{{data}}"}},
+    }
+    (folder / "10-stubbed.json").write_text(json.dumps(stub))
+    return folder
+
+
+@pytest.mark.parametrize("outcome", list(OUTCOMES))
+def test_every_outcome_of_an_api_request_is_recorded_once(
+    outcome: str, outcome_stubs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    send, status, error = OUTCOMES[outcome]
+    if outcome == "mock-failure":
+        monkeypatch.setattr(mockserver.endpoints, "render_spec", _broken)
+    headers = {"Authorization": "Bearer sk-outcomes", "Content-Type": "application/json"}
+    headers.update(send.get("headers", {}))
+    if "fault" in send:
+        headers["X-Mock-Fault"] = send["fault"]
+    with MockServer(fixtures=outcome_stubs) as mock, httpx.Client() as http:
+        try:
+            answer = http.request(
+                send.get("method", "POST"),
+                mock.url + send.get("path", GENERATIONS),
+                headers=headers,
+                json=send.get("json"),
+                content=send.get("content"),
+            )
+        except httpx.TransportError:
+            answer = None
+        (record,) = mock.requests
+        assert (answer.status_code if answer else None) == status
+        assert (record.status, record.id) == (status, 1)
+        if error is not None:
+            assert record.error == error
+        assert (record.stub is not None) == (outcome == "stub")
+        assert (record.fault is not None) == (outcome in ("fault", "dropped"))
+        assert (record.exception is not None) == (outcome == "mock-failure")
+        assert http.get(mock.url + "/healthz").status_code == 200
+
+
+def _broken(spec: object) -> bytes:
+    raise RuntimeError("the renderer is broken")
 
 
 def test_redaction_keeps_only_the_last_four_characters() -> None:
@@ -327,7 +404,7 @@ def test_check_reports_a_failure_of_the_mock_with_its_traceback(
     def broken_render(spec: object) -> bytes:
         raise RuntimeError("the renderer is broken")
 
-    monkeypatch.setattr(mockserver.app, "render_spec", broken_render)
+    monkeypatch.setattr(mockserver.endpoints, "render_spec", broken_render)
 
     async def scenario() -> httpx2.Response:
         transport = httpx2.ASGITransport(app=app)

@@ -8,6 +8,7 @@ every edit of one is a 404 in the OpenAI envelope. Bounded and derandomized.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import re
@@ -206,6 +207,9 @@ def test_every_url_names_the_image_asked_for(
 # Characters an edit may bring into a path: the printable ones a request line can carry.
 PATH_CHARACTERS = string.ascii_letters + string.digits + "-._~!$&'()*+,;=:@/%?#"
 ROUTE = re.compile(r"/images/[^/]+/[^/]+/[^/]+")
+# httptools, uvicorn's parser when it is installed, cuts a `#...` off the target as a URL's
+# fragment; h11 keeps it in the path.
+CUTS_FRAGMENT = importlib.util.find_spec("httptools") is not None
 
 
 @st.composite
@@ -266,5 +270,6 @@ def test_every_edited_url_is_a_404(
     assert response.status_code == 404, (edited, response.text)
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
-    routed = ROUTE.fullmatch(unquote(edited.partition("?")[0]))
+    path = edited.partition("?")[0]
+    routed = ROUTE.fullmatch(unquote(path.partition("#")[0] if CUTS_FRAGMENT else path))
     assert error["code"] == ("image_not_found" if routed else "not_found"), edited
