@@ -1,12 +1,33 @@
-"""The OpenAPI 3.1 document of the mock, built from the files in schemas/.
+"""The OpenAPI 3.1 document of the mock: the text of schemas/openapi.json, the paths of the
+route table, the schema files, and the values of the running mock filled in.
 
-The request and response bodies are the schema files themselves, embedded under
-`components/schemas` (the generation request as the contract uses it: with the size table's
-ratios and resolutions, and closed to unknown fields with --strict). Statuses, types and
-messages of the error answers come from the error catalogue, the fault names from the fault
-catalogue. What only the code knows is kept here: the routes, their parameters, the bodies no
-schema file describes (models, the journal, the admin answers), and which error codes each
-route can answer (ERRORS).
+schemas/openapi.json has every static part of the document (its `description` and
+`$comment` say the same as this):
+
+- `document`: the document without `paths`. The schema files of SCHEMA_FILES are added to
+  its `components/schemas` (the generation request as the contract uses it: with the size
+  table's ratios and resolutions, and closed to unknown fields with --strict).
+- `operations`: by operationId, the text of each operation (summary, description, security,
+  parameters, requestBody, its success responses), copied into it as it is, but for
+  `error_headers`, the headers each of its error answers carries.
+- `error_answers`: one error answer, made for each status an operation answers; `line` is
+  made for each of its error codes, and `headers` adds headers by status.
+- `unknown_fields`: the sentence on fields the request schema does not define, `strict` or
+  `lenient`.
+
+Each RouteSpec of the route table is one operation: its path, its method in lower case,
+`operationId` its `operation`, `tags` [its `tag`], and an error answer per status of the
+error codes it answers (statuses, types and messages are the error catalogue's): its
+`errors`, and `method_not_allowed`, which every operation answers; generation also answers
+the error codes of the fault catalogue's faults, and `unknown_parameter` only when strict.
+A route whose operation has no text, or text no route has, is a ConfigError.
+
+Filling (`fill`): in a string, `{NAME}` is replaced by the value NAME and `{NAME:SPEC}` by
+`format(value, SPEC)`; `{{NAME}}` is a literal `{NAME}`, other braces are text. An object
+`{"$fill": NAME}` (no other key) is replaced by the value NAME itself, a list or an object.
+Replacements are not filled again. A name without a value is a ConfigError naming where it
+is. The values are `document_values()`'s; an error answer has its own (`error_responses`).
+A request body example whose value names a `fault` the fault catalogue lacks is left out.
 """
 
 from __future__ import annotations
@@ -14,6 +35,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from importlib import metadata
@@ -21,131 +43,21 @@ from typing import Any, get_args
 
 from mockserver.config import data_dir
 from mockserver.contract import REQUEST_SCHEMA, RequestContract
-from mockserver.errors import ErrorCatalogue
+from mockserver.errors import ConfigError, ErrorCatalogue
 from mockserver.faults import Action, FaultCatalogue
+from mockserver.routes import GENERATIONS, RouteSpec
+from mockserver.sizes import SizeTable
 
 PACKAGE = "jimeng-mockserver"
+TEXT_FILE = "openapi.json"
 RESPONSE_SCHEMA = "images-generations.response.json"
 ERROR_SCHEMA = "error.response.json"
 ADMIN_FAULTS_SCHEMA = "admin-faults.request.json"
-SCHEMA_FILES = (REQUEST_SCHEMA, RESPONSE_SCHEMA, ERROR_SCHEMA, ADMIN_FAULTS_SCHEMA)
+MATCHER_SCHEMA = "matcher.schema.json"
+SCHEMA_FILES = (REQUEST_SCHEMA, RESPONSE_SCHEMA, ERROR_SCHEMA, ADMIN_FAULTS_SCHEMA, MATCHER_SCHEMA)
 
-GENERATIONS = "/v1/images/generations"
-IMAGE = "/images/{model}/{size}/{name}"
-THUMBNAIL = "/__admin/thumbnails/{model}/{size}/{name}"
-
-_ADMIN = ("admin_forbidden", "unknown_parameter")  # every admin route: the guard, ?unknown=
-_FILTERS = ("invalid_value",)  # ?status=, ?limit= that are not whole numbers
-_BODY = ("unsupported_media_type", "request_too_large", "invalid_json")
-
-# Which error codes each operation answers: what app.py and admin.py raise on each route.
-# Statuses, types and messages are the catalogue's. Besides these, every operation answers
-# 405 method_not_allowed to its path called with a method it does not have; generation also
-# answers the error codes of the fault catalogue's faults. server_error, a bug of the mock,
-# is listed on generation only, where 500 is documented for the upstream_error and stub_error
-# it answers on purpose: a 500 anywhere else is then a status the document does not allow.
-ERRORS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("post", GENERATIONS): (
-        "invalid_api_key",
-        "rate_limit_exceeded",
-        *_BODY,
-        "missing_required_parameter",
-        "invalid_value",
-        "unknown_parameter",  # --strict only; left out of a lenient mock's document
-        "model_not_found",
-        "stub_error",
-        "server_busy",  # b64_json, when more renders wait than --render-queue allows
-        "server_error",
-    ),
-    ("get", "/v1/models"): ("invalid_api_key", "rate_limit_exceeded"),
-    ("get", "/v1/models/{model}"): (
-        "invalid_api_key",
-        "rate_limit_exceeded",
-        "model_not_found",
-        "not_found",  # an empty or slashed model makes a URL no route has
-    ),
-    ("get", IMAGE): ("image_not_found", "not_found", "server_busy"),
-    ("get", "/healthz"): (),
-    ("get", "/openapi.json"): (),
-    ("get", "/__admin/"): (*_ADMIN, *_FILTERS),
-    ("get", "/__admin/requests"): (*_ADMIN, *_FILTERS),
-    ("delete", "/__admin/requests"): _ADMIN,
-    ("post", "/__admin/reset"): _ADMIN,
-    ("get", "/__admin/faults"): _ADMIN,
-    ("post", "/__admin/faults"): (
-        *_ADMIN,
-        *_BODY,
-        "missing_required_parameter",
-        "invalid_value",
-    ),
-    ("delete", "/__admin/faults"): _ADMIN,
-    ("get", "/__admin/stubs"): _ADMIN,
-    ("get", THUMBNAIL): ("admin_forbidden", "image_not_found", "not_found"),
-}
-
-BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
-# The admin routes are open on loopback; with --admin-token they want it in X-Admin-Token.
-ADMIN_SECURITY: list[dict[str, list[str]]] = [{}, {"adminToken": []}]
-
-_PNG: dict[str, Any] = {"type": "string", "contentMediaType": "image/png"}
-
-# A journal entry as `RequestRecord.to_json()` writes it.
-_JOURNAL_RECORD: dict[str, Any] = {
-    "type": "object",
-    "required": [
-        "id",
-        "time",
-        "method",
-        "path",
-        "headers",
-        "body",
-        "status",
-        "error",
-        "error_message",
-        "param",
-        "images",
-        "warnings",
-        "fault",
-        "stub",
-        "duration_ms",
-        "exception",
-    ],
-    "additionalProperties": False,
-    "properties": {
-        "id": {"type": "integer", "minimum": 1},
-        "time": {"type": "number", "description": "Unix time the request began."},
-        "method": {"type": "string"},
-        "path": {"type": "string"},
-        "headers": {
-            "type": "object",
-            "description": "Lower-case names; secrets cut to their last 4 characters.",
-            "additionalProperties": {"type": "string"},
-        },
-        "body": {"description": "The JSON body, or null when none was read."},
-        "status": {"type": ["integer", "null"], "description": "null: the connection was dropped."},
-        "error": {"type": ["string", "null"]},
-        "error_message": {"type": ["string", "null"]},
-        "param": {"type": ["string", "null"]},
-        "images": {"type": "array", "items": {"type": "string"}},
-        "warnings": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["code", "param", "message"],
-                "additionalProperties": False,
-                "properties": {
-                    "code": {"type": "string"},
-                    "param": {"type": ["string", "null"]},
-                    "message": {"type": "string"},
-                },
-            },
-        },
-        "fault": {"type": ["string", "null"]},
-        "stub": {"type": ["string", "null"]},
-        "duration_ms": {"type": "number", "minimum": 0},
-        "exception": {"type": ["string", "null"], "description": "A traceback of the mock's own."},
-    },
-}
+# {{NAME}} (a literal {NAME}), or {NAME} / {NAME:SPEC} (a value).
+_PLACEHOLDER = re.compile(r"\{\{([A-Za-z_]\w*)\}\}|\{([A-Za-z_]\w*)(?::([^{}]*))?\}")
 
 
 def component_name(file_name: str) -> str:
@@ -153,10 +65,6 @@ def component_name(file_name: str) -> str:
     return "".join(
         part.capitalize() for part in re.split(r"[-._]", file_name.removesuffix(".json"))
     )
-
-
-def ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def embed(schema: Mapping[str, Any], name: str, names: Mapping[str, str]) -> dict[str, Any]:
@@ -198,6 +106,54 @@ def schema_files(contract: RequestContract) -> dict[str, dict[str, Any]]:
     return {names[file]: embed(schema, names[file], names) for file, schema in loaded.items()}
 
 
+def load_text() -> dict[str, Any]:
+    """schemas/openapi.json: the static parts of the document."""
+    text: dict[str, Any] = json.loads((data_dir() / TEXT_FILE).read_text(encoding="utf-8"))
+    return text
+
+
+def fill(node: Any, values: Mapping[str, Any], where: str) -> Any:
+    """A copy of `node` with its placeholders replaced by `values` (see the module docstring);
+    `where`, its place in schemas/openapi.json, names it in errors."""
+    if isinstance(node, str):
+        return _PLACEHOLDER.sub(lambda match: _format(match, values, where), node)
+    if isinstance(node, list):
+        return [fill(item, values, f"{where}/{index}") for index, item in enumerate(node)]
+    if not isinstance(node, dict):
+        return node
+    if "$fill" in node:
+        name = node["$fill"]
+        if set(node) != {"$fill"} or not isinstance(name, str):
+            raise ConfigError(f"{TEXT_FILE}: {where}: a $fill object has one key, a name")
+        _known(name, values, where)
+        return copy.deepcopy(values[name])
+    return {key: fill(value, values, f"{where}/{key}") for key, value in node.items()}
+
+
+def _format(match: re.Match[str], values: Mapping[str, Any], where: str) -> str:
+    literal, name, spec = match.groups()
+    if literal is not None:
+        return "{" + literal + "}"
+    _known(name, values, where)
+    value = values[name]
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ConfigError(
+            f'{TEXT_FILE}: {where}: {{{name}}} is not text; write {{"$fill": "{name}"}} instead'
+        )
+    try:
+        return format(value, spec or "")
+    except ValueError as exc:
+        raise ConfigError(f"{TEXT_FILE}: {where}: {match.group()}: {exc}") from None
+
+
+def _known(name: str, values: Mapping[str, Any], where: str) -> None:
+    if name not in values:
+        raise ConfigError(
+            f"{TEXT_FILE}: {where}: no value is called {name!r}; "
+            f"there are {', '.join(sorted(values))}"
+        )
+
+
 def _version() -> str:
     try:
         return metadata.version(PACKAGE)
@@ -205,722 +161,184 @@ def _version() -> str:
         return "0.1.0"
 
 
-def _nullable(kind: str) -> dict[str, Any]:
-    return {"type": [kind, "null"]}
+def _strict(contract: RequestContract) -> bool:
+    return contract.schema.get("additionalProperties") is False
 
 
-def _json(schema: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"application/json": {"schema": dict(schema), **extra}}
-
-
-def _header(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/headers/{name}"}
-
-
-def _parameter(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/parameters/{name}"}
-
-
-def build_document(
-    contract: RequestContract, catalogue: ErrorCatalogue, faults: FaultCatalogue
-) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of every public route of an app with this contract and these
-    catalogues; `GET /openapi.json` answers it."""
-    files = schema_files(contract)
-    request_name, response_name, error_name, admin_faults_name = (
-        component_name(file) for file in SCHEMA_FILES
-    )
-    strict = contract.schema.get("additionalProperties") is False
-    fault_codes = [fault.error for fault in faults.faults.values() if fault.error]
-
-    def errors(method: str, path: str) -> list[str]:
-        codes = [*ERRORS[(method, path)], "method_not_allowed"]
-        if (method, path) == ("post", GENERATIONS):
-            codes += fault_codes
-            if not strict:
-                codes.remove("unknown_parameter")
-        return codes
-
-    def error_responses(method: str, path: str, headers: Mapping[str, Any]) -> dict[str, Any]:
-        """The error answers of one operation, one per status, each listing its codes."""
-        wanted = set(errors(method, path))
-        by_status: dict[int, list[str]] = {}
-        for code, kind in catalogue.kinds.items():
-            if code in wanted:
-                by_status.setdefault(kind.status, []).append(code)
-        responses: dict[str, Any] = {}
-        for status, codes in sorted(by_status.items()):
-            types = sorted({catalogue.kinds[code].type for code in codes})
-            lines = [
-                f"- `{code}` ({catalogue.kinds[code].type}): {catalogue.kinds[code].message}"
-                for code in codes
-            ]
-            schema = {
-                "allOf": [
-                    ref(error_name),
-                    {
-                        "properties": {
-                            "error": {
-                                "properties": {"code": {"enum": codes}, "type": {"enum": types}}
-                            }
-                        }
-                    },
-                ]
-            }
-            response_headers = dict(headers)
-            if status in (429, 503):
-                response_headers["Retry-After"] = _header("RetryAfter")
-                response_headers["retry-after-ms"] = _header("RetryAfterMs")
-            if status == 429:
-                response_headers["x-should-retry"] = _header("ShouldRetry")
-            if status == 405:
-                response_headers["Allow"] = _header("Allow")
-            response: dict[str, Any] = {
-                "description": f"{HTTPStatus(status).phrase}. Error codes:\n\n" + "\n".join(lines),
-                "content": _json(schema),
-            }
-            if response_headers:
-                response["headers"] = response_headers
-            responses[str(status)] = response
-        return responses
-
-    def operation(
-        method: str,
-        path: str,
-        *,
-        tag: str,
-        operation_id: str,
-        summary: str,
-        responses: Mapping[str, Any],
-        description: str | None = None,
-        parameters: Sequence[Mapping[str, Any]] = (),
-        request_body: Mapping[str, Any] | None = None,
-        security: list[dict[str, list[str]]] | None = None,
-        error_headers: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        op: dict[str, Any] = {"tags": [tag], "operationId": operation_id, "summary": summary}
-        if description:
-            op["description"] = description
-        if security is not None:
-            op["security"] = security
-        if parameters:
-            op["parameters"] = [dict(parameter) for parameter in parameters]
-        if request_body is not None:
-            op["requestBody"] = dict(request_body)
-        op["responses"] = {**responses, **error_responses(method, path, error_headers or {})}
-        return op
-
-    models = list(contract.models)
-    sizes = contract.sizes
-    bounds = sizes.bounds
-    size_table = "\n".join(
+def _size_table(sizes: SizeTable) -> str:
+    """The size table in Markdown: a row per ratio, a column per resolution."""
+    rows = [
         f"| {ratio} | "
         + " | ".join(
             f"{row[res][0]}x{row[res][1]}" if res in row else "-" for res in sizes.resolutions
         )
         + " |"
         for ratio, row in sizes.table.items()
-    )
-    generation_description = (
-        "OpenAI-compatible image generation. The body is validated against the schema "
-        f"`{request_name}`; a mistake is a 4xx naming the field at fault in `param`. "
-        "An optional field sent as `null` counts as absent.\n\n"
-        + (
-            "This mock is strict: a field the schema does not define is a 400 `unknown_parameter`."
-            if strict
-            else "Fields the schema does not define are accepted and ignored, as generic "
-            "OpenAI-compatible gateways do; the answer names each in `X-Mock-Warnings`."
-        )
-        + "\n\nWithout `size`, the pixel size is `ratio` x `resolution` (default "
-        f"{sizes.default_ratio} at {sizes.default_resolution}):\n\n"
-        f"| ratio | {' | '.join(sizes.resolutions)} |\n"
-        f"|---|{'---|' * len(sizes.resolutions)}\n{size_table}\n\n"
-        f"An explicit `size` (`W*H` or `WxH`) wins; it must have {bounds.min_pixels:,} to "
-        f"{bounds.max_pixels:,} pixels and an aspect ratio of at most "
-        f"{bounds.max_aspect_ratio:g}:1, else 400 `invalid_value` with `param` `size`.\n\n"
-        "Faults: `X-Mock-Fault` asks for one (as do queued faults, stubs and --fault-rate), "
-        "after authentication and validation. A stub may also answer a canned status and body."
-    )
-    mock_headers = {
-        "X-Mock-Fault": _header("MockFaultApplied"),
-        "X-Mock-Latency-Ms": _header("MockLatencyApplied"),
-        "X-Mock-Stub": _header("MockStub"),
-        "X-Mock-Warnings": _header("MockWarnings"),
-    }
-
-    image_parameters = [
-        {
-            "name": "model",
-            "in": "path",
-            "required": True,
-            "description": "The model the image was generated with.",
-            "schema": {"type": "string"},
-        },
-        {
-            "name": "size",
-            "in": "path",
-            "required": True,
-            "description": "`WIDTHxHEIGHT` in pixels.",
-            "schema": {"type": "string"},
-        },
-        {
-            "name": "name",
-            "in": "path",
-            "required": True,
-            "description": "`SEED-INDEX-SIGNATURE.png`, as the mock returned it.",
-            "schema": {"type": "string"},
-        },
     ]
-    filters = [
-        {
-            "name": "status",
-            "in": "query",
-            "description": "Only requests answered with this status.",
-            "schema": {"type": "integer", "minimum": 0},
-        },
-        {
-            "name": "model",
-            "in": "query",
-            "description": "Only requests for this model.",
-            "schema": {"type": "string"},
-        },
-        {
-            "name": "error",
-            "in": "query",
-            "description": "Only requests answered with this error code.",
-            "schema": {"type": "string"},
-        },
-        {
-            "name": "limit",
-            "in": "query",
-            "description": "Only the newest N of them.",
-            "schema": {"type": "integer", "minimum": 1},
-        },
-    ]
+    header = f"| ratio | {' | '.join(sizes.resolutions)} |\n|---|{'---|' * len(sizes.resolutions)}"
+    return "\n".join([header, *rows])
 
-    def admin(
-        method: str, path: str, operation_id: str, summary: str, **options: Any
-    ) -> dict[str, Any]:
-        return operation(
-            method,
-            path,
-            tag="admin",
-            operation_id=operation_id,
-            summary=summary,
-            security=ADMIN_SECURITY,
-            **options,
-        )
 
-    def json_ok(schema: Mapping[str, Any], description: str) -> dict[str, Any]:
-        return {"description": description, "content": _json(schema)}
-
-    paths: dict[str, dict[str, Any]] = {
-        GENERATIONS: {
-            "post": operation(
-                "post",
-                GENERATIONS,
-                tag="api",
-                operation_id="createImages",
-                summary="Generate images",
-                description=generation_description,
-                security=BEARER,
-                parameters=[_parameter("MockFault"), _parameter("MockLatency")],
-                request_body={
-                    "required": True,
-                    "content": _json(
-                        ref(request_name),
-                        examples={
-                            "size": {
-                                "summary": "An explicit size",
-                                "value": {
-                                    "model": models[0],
-                                    "prompt": "A cat in the sun",
-                                    "n": 1,
-                                    "size": "1024*1024",
-                                },
-                            },
-                            "ratio": {
-                                "summary": "Ratio and resolution",
-                                "value": {
-                                    "model": models[-1],
-                                    "prompt": "A paper boat",
-                                    "n": 2,
-                                    "ratio": sizes.ratios[-1],
-                                    "resolution": sizes.resolutions[0],
-                                },
-                            },
-                        },
-                    ),
-                },
-                responses={
-                    "200": {
-                        "description": "The images: a URL each (no Authorization needed to "
-                        "fetch it), or the PNG itself with `response_format: b64_json`.",
-                        "headers": mock_headers,
-                        "content": _json(ref(response_name)),
-                    }
-                },
-                error_headers=mock_headers,
-            )
-        },
-        "/v1/models": {
-            "get": operation(
-                "get",
-                "/v1/models",
-                tag="api",
-                operation_id="listModels",
-                summary="List the models",
-                security=BEARER,
-                responses={"200": json_ok(ref("ModelList"), "The models, in OpenAI's format.")},
-            )
-        },
-        "/v1/models/{model}": {
-            "get": operation(
-                "get",
-                "/v1/models/{model}",
-                tag="api",
-                operation_id="retrieveModel",
-                summary="One model",
-                security=BEARER,
-                parameters=[
-                    {
-                        "name": "model",
-                        "in": "path",
-                        "required": True,
-                        "description": "A model name; another is 404 `model_not_found`.",
-                        "schema": {"type": "string"},
-                        "examples": {model: {"value": model} for model in models},
-                    }
-                ],
-                responses={"200": json_ok(ref("Model"), "The model.")},
-            )
-        },
-        IMAGE: {
-            "get": operation(
-                "get",
-                IMAGE,
-                tag="images",
-                operation_id="getImage",
-                summary="An image the mock returned",
-                description="The PNG a generation answer links to, drawn on the first GET. "
-                "The URL is signed: an edited one is 404 `image_not_found`. No Authorization "
-                "is needed; `HEAD` answers the same headers without the body.",
-                parameters=[*image_parameters, _parameter("IfNoneMatch")],
-                responses={
-                    "200": {
-                        "description": "The PNG, of exactly the size in the URL.",
-                        "headers": {
-                            "ETag": _header("ETag"),
-                            "Cache-Control": _header("CacheControl"),
-                            "Content-Length": _header("ContentLength"),
-                        },
-                        "content": {"image/png": {"schema": _PNG}},
-                    },
-                    "304": {
-                        "description": "`If-None-Match` named the image's ETag (or `*`).",
-                        "headers": {
-                            "ETag": _header("ETag"),
-                            "Cache-Control": _header("CacheControl"),
-                        },
-                    },
-                },
-            )
-        },
-        "/healthz": {
-            "get": operation(
-                "get",
-                "/healthz",
-                tag="service",
-                operation_id="health",
-                summary="Readiness probe",
-                responses={"200": json_ok(ref("Health"), "The mock is serving.")},
-            )
-        },
-        "/openapi.json": {
-            "get": operation(
-                "get",
-                "/openapi.json",
-                tag="service",
-                operation_id="openapi",
-                summary="This document",
-                responses={
-                    "200": json_ok(
-                        {
-                            "type": "object",
-                            "required": ["openapi", "info", "paths"],
-                            "properties": {"openapi": {"const": "3.1.0"}},
-                        },
-                        "The OpenAPI 3.1 document of the mock.",
-                    )
-                },
-            )
-        },
-        "/__admin/": {
-            "get": admin(
-                "get",
-                "/__admin/",
-                "adminPage",
-                "The journal as a page",
-                description="Newest first, with thumbnails of the images returned.",
-                parameters=filters,
-                responses={
-                    "200": {
-                        "description": "An HTML page.",
-                        "content": {"text/html": {"schema": {"type": "string"}}},
-                    }
-                },
-            )
-        },
-        "/__admin/requests": {
-            "get": admin(
-                "get",
-                "/__admin/requests",
-                "listRequests",
-                "The journal",
-                description="The recorded API requests, oldest first.",
-                parameters=filters,
-                responses={"200": json_ok(ref("Journal"), "The journal.")},
-            ),
-            "delete": admin(
-                "delete",
-                "/__admin/requests",
-                "clearRequests",
-                "Empty the journal",
-                responses={"200": json_ok(ref("Deleted"), "How many records were dropped.")},
-            ),
-        },
-        "/__admin/reset": {
-            "post": admin(
-                "post",
-                "/__admin/reset",
-                "reset",
-                "Reset the mock",
-                description="Journal, queued faults, stub counts, rate limits and the random "
-                "draws back to their start. The body is not read.",
-                request_body={
-                    "required": False,
-                    "description": "The page's Reset button posts a form; the answer is then "
-                    "a redirect to the page.",
-                    "content": {
-                        "application/x-www-form-urlencoded": {"schema": {"type": "object"}}
-                    },
-                },
-                responses={
-                    "200": json_ok(
-                        {
-                            "type": "object",
-                            "required": ["reset"],
-                            "additionalProperties": False,
-                            "properties": {"reset": {"const": True}},
-                        },
-                        "Reset.",
-                    ),
-                    "303": {
-                        "description": "Reset, from a form: back to the page.",
-                        "headers": {"Location": _header("Location")},
-                    },
-                },
-            )
-        },
-        "/__admin/faults": {
-            "get": admin(
-                "get",
-                "/__admin/faults",
-                "listFaults",
-                "The fault catalogue and the queue",
-                responses={"200": json_ok(ref("Faults"), "The catalogue and the queued faults.")},
-            ),
-            "post": admin(
-                "post",
-                "/__admin/faults",
-                "queueFault",
-                "Queue a fault",
-                description="For the next `times` generation requests that match. Fault "
-                f"names: {', '.join(faults.names())}.",
-                request_body={
-                    "required": True,
-                    "content": _json(
-                        ref(admin_faults_name),
-                        examples={
-                            "rate_limit": {
-                                "summary": "Two 429s for one model",
-                                "value": {
-                                    "fault": "rate_limit",
-                                    "times": 2,
-                                    "match": {"model": models[-1]},
-                                },
-                            }
-                        }
-                        if faults.get("rate_limit")
-                        else {},
-                    ),
-                },
-                responses={
-                    "201": json_ok(
-                        {
-                            "type": "object",
-                            "required": ["queued"],
-                            "additionalProperties": False,
-                            "properties": {"queued": ref("QueuedFault")},
-                        },
-                        "Queued.",
-                    )
-                },
-            ),
-            "delete": admin(
-                "delete",
-                "/__admin/faults",
-                "clearFaults",
-                "Empty the fault queue",
-                responses={"200": json_ok(ref("Deleted"), "How many were queued.")},
-            ),
-        },
-        "/__admin/stubs": {
-            "get": admin(
-                "get",
-                "/__admin/stubs",
-                "listStubs",
-                "The stub files",
-                responses={"200": json_ok(ref("Stubs"), "The folder, its stubs, its error.")},
-            )
-        },
-        THUMBNAIL: {
-            "get": admin(
-                "get",
-                THUMBNAIL,
-                "getThumbnail",
-                "A thumbnail for the page",
-                description="An image URL's path under /__admin/thumbnails/ instead of "
-                "/images/: the image drawn small.",
-                parameters=image_parameters,
-                responses={
-                    "200": {
-                        "description": "A PNG at most 160 pixels on its longer side.",
-                        "headers": {"Cache-Control": _header("CacheControl")},
-                        "content": {"image/png": {"schema": _PNG}},
-                    }
-                },
-            )
-        },
-    }
-
-    schemas: dict[str, Any] = {
-        **files,
-        "Model": {
-            "type": "object",
-            "required": ["id", "object", "created", "owned_by"],
-            "additionalProperties": False,
-            "properties": {
-                "id": {"enum": models},
-                "object": {"const": "model"},
-                "created": {"type": "integer", "minimum": 0},
-                "owned_by": {"type": "string"},
-            },
-        },
-        "ModelList": {
-            "type": "object",
-            "required": ["object", "data"],
-            "additionalProperties": False,
-            "properties": {
-                "object": {"const": "list"},
-                "data": {"type": "array", "items": ref("Model")},
-            },
-        },
-        "Health": {
-            "type": "object",
-            "required": ["status"],
-            "additionalProperties": False,
-            "properties": {"status": {"const": "ok"}},
-        },
-        "Deleted": {
-            "type": "object",
-            "required": ["deleted"],
-            "additionalProperties": False,
-            "properties": {"deleted": {"type": "integer", "minimum": 0}},
-        },
-        "JournalRecord": copy.deepcopy(_JOURNAL_RECORD),
-        "Journal": {
-            "type": "object",
-            "required": ["requests", "count", "journal_size", "dropped"],
-            "additionalProperties": False,
-            "properties": {
-                "requests": {"type": "array", "items": ref("JournalRecord")},
-                "count": {"type": "integer", "minimum": 0},
-                "journal_size": {"type": "integer", "minimum": 1},
-                "dropped": {"type": "integer", "minimum": 0},
-            },
-        },
-        "Fault": {
-            "type": "object",
-            "required": ["action", "delay_ms", "keep", "description"],
-            "additionalProperties": False,
-            "properties": {
-                "action": {"enum": list(get_args(Action))},
-                "error": {"enum": sorted(catalogue.kinds)},
-                "param": {"type": "string"},
-                "delay_ms": {"type": "integer", "minimum": 0},
-                "retry_after_ms": {"type": "integer", "minimum": 1},
-                "retry": {"type": "boolean"},
-                "keep": {"type": "number", "minimum": 0, "maximum": 1},
-                "description": {"type": "string"},
-            },
-        },
-        "QueuedFault": {
-            "type": "object",
-            "required": ["fault", "times", "match", "delay_ms", "retry_after_ms"],
-            "additionalProperties": False,
-            "properties": {
-                "fault": {"enum": faults.names()},
-                "times": {"type": "integer", "minimum": 0},
-                "match": {"type": "object"},
-                "delay_ms": {"type": "integer", "minimum": 0},
-                "retry_after_ms": _nullable("integer"),
-            },
-        },
-        "Faults": {
-            "type": "object",
-            "required": ["faults", "queued"],
-            "additionalProperties": False,
-            "properties": {
-                "faults": {
-                    "type": "object",
-                    "propertyNames": {"enum": faults.names()},
-                    "additionalProperties": ref("Fault"),
-                },
-                "queued": {"type": "array", "items": ref("QueuedFault")},
-            },
-        },
-        "Stubs": {
-            "type": "object",
-            "required": ["folder", "stubs", "error"],
-            "additionalProperties": False,
-            "properties": {
-                "folder": _nullable("string"),
-                "stubs": {"type": "array", "items": {"type": "string"}},
-                "error": _nullable("string"),
-            },
-        },
-    }
-
-    fault_lines = "\n".join(
-        f"- `{fault.name}`: {fault.description}" for fault in faults.faults.values()
-    )
+def document_values(
+    contract: RequestContract,
+    catalogue: ErrorCatalogue,
+    faults: FaultCatalogue,
+    unknown_fields: Mapping[str, str],
+) -> dict[str, Any]:
+    """What `document` and `operations` of schemas/openapi.json may name, by name."""
+    models = list(contract.models)
+    sizes = contract.sizes
     return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": PACKAGE,
-            "version": _version(),
-            "summary": "A deterministic local stand-in for the Jimeng image-generation API.",
-            "description": "OpenAI-compatible `POST /v1/images/generations` for tests: requests "
-            "validated as the service does, real PNGs at signed URLs, the same answer for the "
-            "same request, faults on demand, and a journal of what was asked under /__admin/. "
-            'Every error is the OpenAI envelope `{"error": {"message", "type", "param", '
-            '"code"}}`.',
-        },
-        "tags": [
-            {"name": "api", "description": "The API of the service: Bearer key needed."},
-            {"name": "images", "description": "The image URLs the API returns."},
-            {"name": "service", "description": "The mock itself."},
-            {
-                "name": "admin",
-                "description": "The journal, faults, stubs and reset. Open on a loopback "
-                "address; with --admin-token, send the token in X-Admin-Token.",
-            },
-        ],
-        "paths": paths,
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": {
-                "bearer": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "Any non-empty key, or one of the --api-key keys.",
-                },
-                "adminToken": {
-                    "type": "apiKey",
-                    "in": "header",
-                    "name": "X-Admin-Token",
-                    "description": "The --admin-token of the mock, when it has one.",
-                },
-            },
-            "parameters": {
-                "MockFault": {
-                    "name": "X-Mock-Fault",
-                    "in": "header",
-                    "required": False,
-                    "description": "Answer with this fault of the fault catalogue (an unknown "
-                    "name is 400 `invalid_value`):\n\n" + fault_lines,
-                    "schema": {"type": "string", "enum": faults.names()},
-                },
-                "MockLatency": {
-                    "name": "X-Mock-Latency-Ms",
-                    "in": "header",
-                    "required": False,
-                    "description": "Delay the answer by this many milliseconds (instead of a "
-                    f"fault's own delay), at most {faults.max_latency_ms}: more is cut to "
-                    "that. Not a whole number: 400 `invalid_value`.",
-                    "schema": {"type": "integer", "minimum": 0},
-                },
-                "IfNoneMatch": {
-                    "name": "If-None-Match",
-                    "in": "header",
-                    "required": False,
-                    "description": "ETags the client has; the image's, or `*`, answers 304.",
-                    "schema": {"type": "string"},
-                },
-            },
-            "headers": {
-                "RetryAfter": {
-                    "description": "Seconds to wait before retrying.",
-                    "schema": {"type": "string", "pattern": "^[0-9]+$"},
-                },
-                "RetryAfterMs": {
-                    "description": "Milliseconds to wait before retrying (the openai SDK's).",
-                    "schema": {"type": "string", "pattern": "^[0-9]+$"},
-                },
-                "ShouldRetry": {
-                    "description": "`false`: do not retry (the openai SDK honours it).",
-                    "schema": {"enum": ["true", "false"]},
-                },
-                "Allow": {
-                    "description": "The methods the path has.",
-                    "schema": {"type": "string"},
-                },
-                "ETag": {
-                    "description": "Strong ETag of the image's bytes.",
-                    "required": True,
-                    "schema": {"type": "string", "pattern": '^"[0-9a-f]+"$'},
-                },
-                "CacheControl": {
-                    "description": "Images never change: cached for a year.",
-                    "schema": {"type": "string"},
-                },
-                "ContentLength": {
-                    "description": "Bytes of the PNG.",
-                    "schema": {"type": "string", "pattern": "^[0-9]+$"},
-                },
-                "Location": {
-                    "description": "The admin page.",
-                    "required": True,
-                    "schema": {"type": "string"},
-                },
-                "MockFaultApplied": {
-                    "description": "The fault that answered.",
-                    "schema": {"type": "string"},
-                },
-                "MockLatencyApplied": {
-                    "description": "The delay applied, in milliseconds.",
-                    "schema": {"type": "string", "pattern": "^[0-9]+$"},
-                },
-                "MockStub": {
-                    "description": "The stub file that answered.",
-                    "schema": {"type": "string"},
-                },
-                "MockWarnings": {
-                    "description": "Contract warnings, `; `-separated (non-ASCII escaped): "
-                    "fields the service would take but that are probably mistakes.",
-                    "schema": {"type": "string"},
-                },
-            },
-        },
+        "version": _version(),
+        "models": models,
+        "first_model": models[0],
+        "last_model": models[-1],
+        "model_examples": {model: {"value": model} for model in models},
+        "size_table": _size_table(sizes),
+        "default_ratio": sizes.default_ratio,
+        "default_resolution": sizes.default_resolution,
+        "last_ratio": sizes.ratios[-1],
+        "first_resolution": sizes.resolutions[0],
+        "min_pixels": sizes.bounds.min_pixels,
+        "max_pixels": sizes.bounds.max_pixels,
+        "max_aspect_ratio": sizes.bounds.max_aspect_ratio,
+        "unknown_fields": unknown_fields["strict" if _strict(contract) else "lenient"],
+        "faults": faults.names(),
+        "fault_names": ", ".join(faults.names()),
+        "fault_list": "\n".join(
+            f"- `{fault.name}`: {fault.description}" for fault in faults.faults.values()
+        ),
+        "max_latency_ms": faults.max_latency_ms,
+        "actions": list(get_args(Action)),
+        "error_codes": sorted(catalogue.kinds),
     }
+
+
+def check_routes(routes: Sequence[RouteSpec], operations: Mapping[str, Any]) -> None:
+    """Each route has text, and each text a route: a ConfigError names what does not."""
+    for key, count in Counter((spec.method, spec.path) for spec in routes).items():
+        if count > 1:
+            raise ConfigError(f"the route table has {' '.join(key)} {count} times")
+    for name, count in Counter(spec.operation for spec in routes).items():
+        if count > 1:
+            raise ConfigError(f"the route table has the operation {name!r} {count} times")
+    for spec in routes:
+        if spec.operation not in operations:
+            raise ConfigError(
+                f"{TEXT_FILE} has no text for the operation {spec.operation!r} "
+                f"of the route {spec.method} {spec.path}"
+            )
+    if unrouted := sorted(set(operations) - {spec.operation for spec in routes}):
+        raise ConfigError(
+            f"{TEXT_FILE} has text for operations no route has: {', '.join(unrouted)}"
+        )
+
+
+def error_codes(
+    spec: RouteSpec, strict: bool, catalogue: ErrorCatalogue, faults: FaultCatalogue
+) -> set[str]:
+    """The error codes a route answers (see the module docstring)."""
+    codes = {*spec.errors, "method_not_allowed"}
+    if (spec.method, spec.path) == ("POST", GENERATIONS):
+        if not strict:
+            codes.discard("unknown_parameter")
+        codes |= {fault.error for fault in faults.faults.values() if fault.error}
+    if unknown := sorted(codes - catalogue.kinds.keys()):
+        raise ConfigError(
+            f"the route {spec.method} {spec.path} answers {', '.join(unknown)}, "
+            "which the error catalogue does not have"
+        )
+    return codes
+
+
+def error_responses(
+    codes: set[str],
+    catalogue: ErrorCatalogue,
+    template: Mapping[str, Any],
+    headers: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The error answers of an operation, one per status, each listing its codes in the
+    catalogue's order; `template` is `error_answers`, `headers` its `error_headers`."""
+    by_status: dict[int, list[str]] = {}
+    for code, kind in catalogue.kinds.items():
+        if code in codes:
+            by_status.setdefault(kind.status, []).append(code)
+    responses: dict[str, Any] = {}
+    for status, found in sorted(by_status.items()):
+        kinds = [catalogue.kinds[code] for code in found]
+        lines = [
+            fill(
+                template["line"],
+                {"code": code, "type": kind.type, "message": kind.message},
+                "error_answers/line",
+            )
+            for code, kind in zip(found, kinds, strict=True)
+        ]
+        values = {
+            "status": status,
+            "phrase": HTTPStatus(status).phrase,
+            "codes": found,
+            "types": sorted({kind.type for kind in kinds}),
+            "lines": "\n".join(lines),
+        }
+        answer = fill(
+            {key: value for key, value in template.items() if key != "line"},
+            values,
+            "error_answers",
+        )
+        response = {"description": answer["description"], "content": answer["content"]}
+        if response_headers := {**headers, **answer.get("headers", {}).get(str(status), {})}:
+            response["headers"] = response_headers
+        responses[str(status)] = response
+    return responses
+
+
+def _known_fault_examples(operation: dict[str, Any], faults: FaultCatalogue) -> None:
+    """Leaves out the request body examples whose value names a fault the catalogue lacks."""
+    for media in operation.get("requestBody", {}).get("content", {}).values():
+        examples = media.get("examples")
+        if isinstance(examples, dict):
+            media["examples"] = {
+                name: example
+                for name, example in examples.items()
+                if not isinstance(value := example.get("value"), dict)
+                or "fault" not in value
+                or faults.get(value["fault"]) is not None
+            }
+
+
+def build_document(
+    routes: Sequence[RouteSpec],
+    contract: RequestContract,
+    catalogue: ErrorCatalogue,
+    faults: FaultCatalogue,
+    *,
+    text: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of these routes, for an app with this contract and these
+    catalogues; `GET /openapi.json` answers it. `text` stands for schemas/openapi.json."""
+    text = load_text() if text is None else text
+    check_routes(routes, text["operations"])
+    values = document_values(contract, catalogue, faults, text["unknown_fields"])
+    document: dict[str, Any] = fill(text["document"], values, "document")
+    if "paths" in document:
+        raise ConfigError(f"{TEXT_FILE}: document/paths are the route table's, not text")
+    strict = _strict(contract)
+    paths: dict[str, dict[str, Any]] = {}
+    for spec in routes:
+        own = fill(text["operations"][spec.operation], values, f"operations/{spec.operation}")
+        _known_fault_examples(own, faults)
+        headers = own.pop("error_headers", {})
+        codes = error_codes(spec, strict, catalogue, faults)
+        operation = {"tags": [spec.tag], "operationId": spec.operation, **own}
+        operation["responses"] = {
+            **own.get("responses", {}),
+            **error_responses(codes, catalogue, text["error_answers"], headers),
+        }
+        paths.setdefault(spec.path, {})[spec.method.lower()] = operation
+    components = document.pop("components", {})
+    files = schema_files(contract)
+    if clash := sorted(files.keys() & components.get("schemas", {}).keys()):
+        raise ConfigError(f"{TEXT_FILE}: the schema files are the components {', '.join(clash)}")
+    components["schemas"] = {**files, **components.get("schemas", {})}
+    return {**document, "paths": paths, "components": components}

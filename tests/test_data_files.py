@@ -29,6 +29,7 @@ def test_the_schema_files_are_the_expected_ones() -> None:
         "faults.schema.json",
         "images-generations.request.json",
         "images-generations.response.json",
+        "matcher.schema.json",
         "sizes.schema.json",
         "stub.schema.json",
     ]

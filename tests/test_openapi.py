@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
+from collections import Counter
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -19,8 +21,17 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from mockserver import MockServer, create_app
-from mockserver.errors import ErrorCatalogue
-from mockserver.openapi import component_name, embed
+from mockserver.errors import ConfigError, ErrorCatalogue
+from mockserver.openapi import (
+    SCHEMA_FILES,
+    build_document,
+    component_name,
+    document_values,
+    embed,
+    fill,
+    load_text,
+)
+from mockserver.routes import ROUTES, RouteSpec
 
 SCHEMAS = Path(__file__).parent.parent / "schemas"
 GENERATIONS = "/v1/images/generations"
@@ -35,6 +46,35 @@ def as_file(name: str) -> dict[str, Any]:
     """A schema file as the document must embed it: all of it but `$schema` and `$id`."""
     schema: dict[str, Any] = load(name)
     return {k: v for k, v in schema.items() if k not in ("$schema", "$id")}
+
+
+def file_refs(node: Any, own: str) -> Any:
+    """An embedded component with its `$ref`s written back as its file has them: to its own
+    definitions `#/$defs/x`, to another schema file by its file name."""
+    files = {component_name(name): name for name in SCHEMA_FILES}
+    if isinstance(node, list):
+        return [file_refs(item, own) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: file_refs(value, own) for key, value in node.items()}
+    if isinstance(node.get("$ref"), str):
+        name, _, pointer = node["$ref"].removeprefix("#/components/schemas/").partition("/")
+        pointer = f"#/{pointer}" if pointer else ""
+        out["$ref"] = pointer if name == own else files[name] + pointer
+    return out
+
+
+def by_file_name(node: Any) -> Any:
+    """A schema file with its `$ref`s to other files by file name, not by `$id`."""
+    if isinstance(node, list):
+        return [by_file_name(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: by_file_name(value) for key, value in node.items()}
+    if isinstance(node.get("$ref"), str):
+        base, hash_, pointer = node["$ref"].partition("#")
+        out["$ref"] = base.rsplit("/", 1)[-1] + hash_ + pointer
+    return out
 
 
 def served(**options: Any) -> dict[str, Any]:
@@ -170,8 +210,13 @@ def test_the_schema_files_are_embedded_as_they_are(document: dict[str, Any]) -> 
         "images-generations.response.json",
         "error.response.json",
         "admin-faults.request.json",
+        "matcher.schema.json",
     ):
-        assert schemas[component_name(name)] == as_file(name), name
+        component = component_name(name)
+        assert file_refs(schemas[component], component) == by_file_name(as_file(name)), name
+    # The queued fault's matchers are the matcher schema's, inside the document.
+    match = schemas["AdminFaultsRequest"]["properties"]["match"]
+    assert match["additionalProperties"] == {"$ref": "#/components/schemas/MatcherSchema"}
 
     generation = document["paths"][GENERATIONS]["post"]
     body = generation["requestBody"]["content"]["application/json"]
@@ -273,12 +318,18 @@ def test_schemas_with_definitions_are_embedded_with_their_references_rewritten()
     """A schema file with `$defs` (the stub file's) keeps resolving once it is a component,
     and a reference to another embedded file, by `$id`, goes to that file's component."""
     error = load("error.response.json")
+    matcher = load("matcher.schema.json")
     stub = load("stub.schema.json")
     stub["properties"]["example_error"] = {"$ref": error["$id"]}
-    names = {"error.response.json": "ErrorResponse", error["$id"]: "ErrorResponse"}
+    names = {
+        "error.response.json": "ErrorResponse",
+        error["$id"]: "ErrorResponse",
+        "matcher.schema.json": "Matcher",
+    }
     schemas = {
         "Stub": embed(stub, "Stub", names),
         "ErrorResponse": embed(error, "ErrorResponse", names),
+        "Matcher": embed(matcher, "Matcher", names),
     }
     document = {"components": {"schemas": schemas}}
 
@@ -287,7 +338,117 @@ def test_schemas_with_definitions_are_embedded_with_their_references_rewritten()
         "#/components/schemas/Stub/$defs/regex",
         "#/components/schemas/Stub/$defs/value",
         "#/components/schemas/ErrorResponse",
+        "#/components/schemas/Matcher",  # by file name, relative to the stub file's $id
+        "#/components/schemas/Matcher/$defs/regex",
     }
-    assert resolve(document, "#/components/schemas/Stub/$defs/regex") == stub["$defs"]["regex"]
+    regex = resolve(document, "#/components/schemas/Stub/$defs/regex")
+    assert resolve(document, regex["$ref"]) == matcher["$defs"]["regex"]
     assert resolve(document, "#/components/schemas/ErrorResponse") == as_file("error.response.json")
     assert not {"$schema", "$id"} & set(schemas["Stub"])
+
+
+# The document from the route table and schemas/openapi.json.
+
+
+def parts() -> tuple[Any, Any, Any]:
+    """The contract and catalogues of an app with the default options."""
+    state = create_app().state.mock
+    return state.contract, state.catalogue, state.faults
+
+
+def test_every_route_is_one_operation_with_its_operation_id(document: dict[str, Any]) -> None:
+    found = {
+        (method, path): operation["operationId"] for method, path, operation in operations(document)
+    }
+    assert found == {(spec.method.lower(), spec.path): spec.operation for spec in ROUTES}
+    ids = Counter(operation["operationId"] for _, _, operation in operations(document))
+    assert ids == Counter(spec.operation for spec in ROUTES)
+    assert set(ids.values()) == {1}
+    for spec in ROUTES:
+        assert document["paths"][spec.path][spec.method.lower()]["tags"] == [spec.tag]
+
+
+def test_the_paths_are_the_route_table_s(document: dict[str, Any]) -> None:
+    assert list(document["paths"]) == list(dict.fromkeys(spec.path for spec in ROUTES))
+    for path, item in document["paths"].items():
+        assert set(item) == {spec.method.lower() for spec in ROUTES if spec.path == path}, path
+
+
+def test_a_route_s_errors_are_its_spec_s() -> None:
+    """Another table makes another document: its error codes are the route's."""
+    routes = [
+        dataclasses.replace(spec, errors=("not_found",)) if spec.operation == "health" else spec
+        for spec in ROUTES
+    ]
+    health = build_document(routes, *parts())["paths"]["/healthz"]["get"]["responses"]
+    assert sorted(health) == ["200", "404", "405"]
+    assert documented_codes(health["404"]) == ["not_found"]
+    assert documented_codes(health["405"]) == ["method_not_allowed"]
+
+
+def test_an_operation_with_no_route_is_refused() -> None:
+    text = load_text()
+    text["operations"]["listThings"] = {"summary": "Things", "responses": {}}
+    with pytest.raises(ConfigError, match="text for operations no route has: listThings"):
+        build_document(ROUTES, *parts(), text=text)
+
+    without_health = [spec for spec in ROUTES if spec.operation != "health"]
+    with pytest.raises(ConfigError, match="no route has: health"):
+        build_document(without_health, *parts())
+
+
+def test_a_route_with_no_text_is_refused() -> None:
+    health = next(spec for spec in ROUTES if spec.operation == "health")
+    routes = [*ROUTES, RouteSpec("/livez", "GET", health.endpoint, "live", (), "service")]
+    with pytest.raises(
+        ConfigError, match="no text for the operation 'live' of the route GET /livez"
+    ):
+        build_document(routes, *parts())
+
+    text = load_text()
+    del text["operations"]["health"]
+    with pytest.raises(ConfigError, match="no text for the operation 'health'"):
+        build_document(ROUTES, *parts(), text=text)
+
+
+def test_a_route_table_with_a_route_twice_is_refused() -> None:
+    twice = [*ROUTES, ROUTES[-1]]
+    with pytest.raises(ConfigError, match=r"GET /__admin/thumbnails/.* 2 times"):
+        build_document(twice, *parts())
+
+
+def test_the_text_s_placeholders_are_all_filled(document: dict[str, Any]) -> None:
+    values = document_values(*parts(), load_text()["unknown_fields"])
+    dumped = json.dumps(document)
+    assert "$fill" not in dumped
+    for name in values:
+        assert "{" + name not in dumped, name
+    assert document["components"]["schemas"]["Model"]["properties"]["id"]["enum"] == list(
+        values["models"]
+    )
+
+
+def test_fill() -> None:
+    values = {"n": 1234567, "name": "x", "names": ["a", "b"]}
+    assert fill('{n:,} {name} {{name}} {"a": {}} {0}', values, "here") == (
+        '1,234,567 x {name} {"a": {}} {0}'
+    )
+    assert fill({"enum": {"$fill": "names"}, "k": ["{name}"]}, values, "here") == {
+        "enum": ["a", "b"],
+        "k": ["x"],
+    }
+    with pytest.raises(ConfigError, match="here/k/0: no value is called 'other'"):
+        fill({"k": ["{other}"]}, values, "here")
+    with pytest.raises(ConfigError, match="not text"):
+        fill("{names}", values, "here")
+    with pytest.raises(ConfigError, match="one key"):
+        fill({"$fill": "names", "extra": 1}, values, "here")
+
+
+def test_an_unknown_name_in_the_text_is_refused() -> None:
+    text = load_text()
+    text["operations"]["health"]["summary"] = "Readiness of {service}"
+    with pytest.raises(
+        ConfigError, match="operations/health/summary: no value is called 'service'"
+    ):
+        build_document(ROUTES, *parts(), text=text)
