@@ -21,7 +21,7 @@ class ContractWarning:
     message: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RequestRecord:
     """One request to an API route and the mock's answer to it."""
 

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import ctypes
 import dataclasses
+import gc
 import multiprocessing
 import os
 import signal
@@ -74,6 +75,11 @@ class ServeOptions:
 
     `uvicorn_logging` False leaves the process's logging as it is (uvicorn's loggers then
     propagate to the root logger): right for a server inside someone else's process.
+
+    `proxy_headers` lets `X-Forwarded-Proto` and `X-Forwarded-For` from the addresses in
+    `forwarded_allow_ips` (uvicorn's default: loopback) stand for the client's scheme and
+    address, and so change the returned image URLs. Off by default: on a shared machine any
+    local process could otherwise rewrite them; `--public-url` sets the URL base instead.
     """
 
     http: str = "auto"
@@ -81,6 +87,8 @@ class ServeOptions:
     log_level: str = "info"
     access_log: bool = False
     uvicorn_logging: bool = True
+    proxy_headers: bool = False
+    forwarded_allow_ips: str | None = None
 
     def __post_init__(self) -> None:
         if self.http not in HTTP_CHOICES:
@@ -96,6 +104,8 @@ class ServeOptions:
             loop=self.loop,
             log_level=self.log_level,
             access_log=self.access_log,
+            proxy_headers=self.proxy_headers,
+            forwarded_allow_ips=self.forwarded_allow_ips,
             lifespan="off",
             **extra,
         )
@@ -119,7 +129,16 @@ def serve(
 ) -> None:
     """Serve `app` on `sock` in this process until SIGINT or SIGTERM; `on_ready()` once it
     serves. uvicorn shuts down gracefully and then re-raises the signal it got."""
+    _settle()
     _Server(options.config(app), on_ready).run(sockets=[sock])
+
+
+def _settle() -> None:
+    """What the process built to start (modules, schemas, catalogues, the app) stays for its
+    life: moved out of the garbage collector's sight, so a collection under load walks only
+    what requests made, not the whole start-up heap again."""
+    gc.collect()
+    gc.freeze()
 
 
 class _PromptServer(uvicorn.Server):
@@ -373,6 +392,7 @@ def _worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with(supervisor)
     app = factory(*factory_args)
+    _settle()
 
     def started() -> None:
         ready.send(True)

@@ -72,6 +72,8 @@ class MockState:
             self.stubs.refresh()
             if self.stubs.error:
                 raise ApiError("stub_error", detail=self.stubs.error)
+        if self.stubs is None and not self.queue:
+            return plan(asked, (), (), self.faults.max_latency_ms)  # nothing to spend
         with self._plan_lock:
             while True:
                 stubs = self.stubs.available() if self.stubs else []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import time
 from typing import Any
@@ -11,7 +13,7 @@ import pytest
 from PIL import Image
 
 from mockserver import MockServer
-from mockserver.images import render_placeholder
+from mockserver.images import ImageSigner, ImageSpec, render_placeholder
 from tests.conftest import fetch_png
 
 REQUEST = {"model": "jimeng-4.0", "prompt": "a tram in the rain", "n": 2, "size": "1024x1024"}
@@ -165,3 +167,12 @@ def test_render_placeholder_is_deterministic_and_seeded() -> None:
     assert render_placeholder(1024, 1024, "a", lines) == first
     assert render_placeholder(1024, 1024, "b", lines) != first
     assert render_placeholder(1024, 1024, "a", [*lines[:2], "#2"]) != first
+
+
+@pytest.mark.parametrize("secret", ["jimeng-mockserver", "", "k" * 64, "a longer secret " * 10])
+def test_the_signature_is_hmac_sha256_of_the_path_key(secret: str) -> None:
+    """The signer's precomputed pads give exactly the standard library's HMAC."""
+    spec = ImageSpec("jimeng-4.0", 1024, 768, "0123456789abcdef", 3)
+    expected = hmac.new(secret.encode(), spec.key.encode(), hashlib.sha256).hexdigest()[:16]
+
+    assert ImageSigner(secret).path(spec) == f"/images/{spec.key}-{expected}.png"
