@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _serving_options(group: argparse._ArgumentGroup) -> None:
     add = group.add_argument
+    _proxy_options(add)
     add("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     add(
         "--port",
@@ -103,6 +105,21 @@ def _serving_options(group: argparse._ArgumentGroup) -> None:
         metavar="TOKEN",
         help="require this token in X-Admin-Token on /__admin/ routes; needed to use them "
         "when --host is not a loopback address",
+    )
+
+
+def _proxy_options(add: Callable[..., Any]) -> None:
+    add(
+        "--proxy-headers",
+        action="store_true",
+        help="take the client's scheme and address from X-Forwarded-Proto and X-Forwarded-For "
+        "sent by --forwarded-allow-ips (off by default; --public-url sets the URL base)",
+    )
+    add(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        help="comma-separated addresses (or *) whose X-Forwarded-* headers are believed; "
+        "implies --proxy-headers (default: 127.0.0.1)",
     )
 
 
@@ -269,7 +286,12 @@ def worker_app(argv: Sequence[str]) -> Starlette:
 
 def serve_options(args: argparse.Namespace) -> ServeOptions:
     return ServeOptions(
-        http=args.http, loop=args.loop, log_level=args.log_level, access_log=args.access_log
+        http=args.http,
+        loop=args.loop,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        proxy_headers=args.proxy_headers or args.forwarded_allow_ips is not None,
+        forwarded_allow_ips=args.forwarded_allow_ips,
     )
 
 

@@ -435,3 +435,14 @@ def test_no_access_log_unless_asked() -> None:
     stdout, stderr = served_log("--access-log")
     assert '"POST /v1/images/generations HTTP/1.1" 200' in stdout
     assert "/v1/images/generations" not in stderr
+
+
+def test_forwarded_headers_change_no_url_unless_asked() -> None:
+    """From loopback, uvicorn would believe X-Forwarded-Proto; the mock does only with
+    --proxy-headers, so no local process rewrites the URLs a test reads."""
+    body = {"model": "jimeng-4.0", "prompt": "forwarded", "n": 1}
+    headers = {"Authorization": "Bearer k", "X-Forwarded-Proto": "https"}
+    for args, scheme in (((), "http"), (("--proxy-headers",), "https")):
+        with running(*args) as url:
+            answer = httpx.post(url + "/v1/images/generations", json=body, headers=headers)
+            assert answer.json()["data"][0]["url"].split("://")[0] == scheme, args
