@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -58,7 +59,8 @@ def percentile(sorted_values: Sequence[float], p: float) -> float:
 
 @dataclass
 class Target:
-    """What a figure should be: `op` ("<", ">=" or "abs<") `value`, on it or on its ratio."""
+    """What a figure should be: `op` ("<", "<=", ">=" or "abs<") `value`, on it or on its
+    ratio."""
 
     op: str
     value: float
@@ -70,6 +72,8 @@ class Target:
             return None
         if self.op == "abs<":
             return abs(x) < self.value
+        if self.op == "<=":
+            return x <= self.value
         return x < self.value if self.op == "<" else x >= self.value
 
     def describe(self, unit: str) -> str:
@@ -96,6 +100,10 @@ class Figure:
     extra: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     show_ratio: bool = True  # False where the floor is near zero (a growth), so no ratio
+    # Why the figure could not be measured here (say, no Java for WireMock): not an error.
+    skipped: str | None = None
+    # A check the figure's runs failed (say, answers other than 200): the target is not met.
+    check_failed: str | None = None
 
     @property
     def value(self) -> float | None:
@@ -114,6 +122,8 @@ class Figure:
 
     @property
     def met(self) -> bool | None:
+        if self.check_failed:
+            return False
         return self.target.met(self.value, self.ratio) if self.target else None
 
     def as_json(self) -> dict[str, Any]:
@@ -130,6 +140,13 @@ class Figure:
 
 def failed(item: int, key: str, label: str, unit: str, error: BaseException) -> Figure:
     return Figure(item, key, label, unit, error=f"{type(error).__name__}: {error}")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free just now, for a server that cannot be given a socket."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def rss_kb(pid: int) -> dict[str, int]:
@@ -160,8 +177,18 @@ def children(pid: int) -> list[int]:
 class ServerProcess:
     """A server command started as a subprocess, ready once it prints its `listening on` line."""
 
-    def __init__(self, cmd: Sequence[str], *, cpu: int | None = SERVER_CPU, timeout: float = 30):
+    def __init__(
+        self,
+        cmd: Sequence[str],
+        *,
+        cpu: int | None = SERVER_CPU,
+        timeout: float = 30,
+        ready: re.Pattern[str] = READY,
+    ):
+        """`ready` matches the line that tells the server is up: its `port` group (and its
+        `host` group, if it has one, else 127.0.0.1) say where."""
         self.cmd = pinned(cmd, cpu) if cpu is not None else list(cmd)
+        self._ready = ready
         # The server's log lives as long as the server: closed in stop().
         self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         started = time.perf_counter()
@@ -175,9 +202,10 @@ class ServerProcess:
         )
         self.ready_line = self._wait_ready(timeout)
         self.ready_s = time.perf_counter() - started
-        match = READY.search(self.ready_line)
+        match = self._ready.search(self.ready_line)
         assert match is not None
-        self.host, self.port = match["host"], int(match["port"])
+        groups = match.groupdict()
+        self.host, self.port = groups.get("host") or "127.0.0.1", int(groups["port"])
         self.url = f"http://{self.host}:{self.port}"
         # Keep reading stdout so the server never blocks on a full pipe.
         self._drain = threading.Thread(target=self._read_rest, daemon=True)
@@ -196,13 +224,13 @@ class ServerProcess:
             assert self.proc.stdout is not None
             for line in self.proc.stdout:
                 lines.append(line)
-                if READY.search(line):
+                if self._ready.search(line):
                     break
             done.set()
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
-        if not done.wait(timeout) or not lines or not READY.search(lines[-1]):
+        if not done.wait(timeout) or not lines or not self._ready.search(lines[-1]):
             self.proc.kill()
             self.proc.wait()
             problem = f"{''.join(lines)[-300:]}{self.stderr()[-600:]}"
@@ -240,12 +268,28 @@ class ServerProcess:
 
 
 def mock_cmd(*args: str) -> list[str]:
-    """The `jimeng-mock` command of this virtualenv, on a free port, quiet."""
-    return [str(BIN / "jimeng-mock"), "--port", "0", "--log-level", "warning", *args]
+    """The `jimeng-mock` command of this virtualenv on a free port, started as a user starts
+    it: with its defaults (log level included), so its figures are what a user gets."""
+    return [str(BIN / "jimeng-mock"), "--port", "0", *args]
 
 
 def hello_cmd() -> list[str]:
+    """The floor: the bare ASGI hello-world on uvicorn with httptools and uvloop, quiet."""
     return [sys.executable, "-m", "bench.hello", "--port", "0", "--log-level", "warning"]
+
+
+def loaded_libraries(pid: int) -> dict[str, str]:
+    """Which HTTP parser and event loop a running uvicorn server uses, from the shared
+    objects mapped into its process (uvicorn's "auto" imports httptools and uvloop only to
+    use them): {"http": "httptools" or "h11", "loop": "uvloop" or "asyncio"}."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return {"http": "unknown", "loop": "unknown"}
+    return {
+        "http": "httptools" if re.search(r"/httptools/parser/", maps) else "h11",
+        "loop": "uvloop" if re.search(r"/uvloop/loop\.", maps) else "asyncio",
+    }
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -1,7 +1,9 @@
-"""The floor: a bare ASGI hello-world served by uvicorn the way the `jimeng-mock` command serves.
+"""The floor: a bare ASGI hello-world on the fastest standard uvicorn, httptools and uvloop.
 
-`python -m bench.hello --port 0` prints `bench-hello listening on http://HOST:PORT` once ready,
-like the command's ready line; `serve_in_thread` mimics `MockServer.start` and `.stop`.
+The floor is uvicorn with `http="httptools"` and `loop="uvloop"` given explicitly, whatever
+the mock ends up using (the table records what the mock used). `python -m bench.hello
+--port 0` prints `bench-hello listening on http://HOST:PORT` once ready, like the command's
+ready line; `ThreadServer` mimics `MockServer.start` and `.stop`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from typing import Any
 import uvicorn
 
 BODY = b'{"hello":"world"}'
+# The fastest standard uvicorn: its C HTTP parser and the libuv event loop.
+HTTP = "httptools"
+LOOP = "uvloop"
+LABEL = f"bare ASGI hello-world, uvicorn http={HTTP} loop={LOOP}"
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
 
 
@@ -41,13 +47,15 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _Server(uvicorn.Server):
-    ready_line = ""
+def _say_when_started(server: uvicorn.Server, line: str) -> None:
+    """Print `line` once `server` serves, from a thread: only uvicorn's public `started`."""
 
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            print(self.ready_line, flush=True)
+    def watch() -> None:
+        while not server.started:
+            time.sleep(0.001)
+        print(line, flush=True)
+
+    threading.Thread(target=watch, name="bench-hello-ready", daemon=True).start()
 
 
 class ThreadServer:
@@ -63,7 +71,9 @@ class ThreadServer:
         sock = bind(self.host, 0)
         self.port = sock.getsockname()[1]
         server = uvicorn.Server(
-            uvicorn.Config(app, log_config=None, log_level="warning", lifespan="off")
+            uvicorn.Config(
+                app, http=HTTP, loop=LOOP, log_config=None, log_level="warning", lifespan="off"
+            )
         )
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name="bench-hello", daemon=True
@@ -92,11 +102,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--http", default=HTTP, help="uvicorn's HTTP implementation")
+    parser.add_argument("--loop", default=LOOP, help="uvicorn's event loop")
     args = parser.parse_args(argv)
     sock = bind(args.host, args.port)
-    # The same settings as the command: uvicorn's default loop and HTTP implementation.
-    server = _Server(uvicorn.Config(app, log_level=args.log_level, lifespan="off"))
-    server.ready_line = f"bench-hello listening on http://{args.host}:{sock.getsockname()[1]}"
+    config = uvicorn.Config(
+        app, http=args.http, loop=args.loop, log_level=args.log_level, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    _say_when_started(
+        server, f"bench-hello listening on http://{args.host}:{sock.getsockname()[1]}"
+    )
     server.run(sockets=[sock])
     return 0
 

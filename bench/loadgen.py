@@ -1,9 +1,10 @@
 """A Python load generator for when wrk is missing: `python -m bench.loadgen CONFIG.json`.
 
 CONFIG holds host, port, connections, duration (seconds) and/or count (answers), offset,
-and requests (raw HTTP/1.1 requests as latin-1 strings), sent in turn from `offset` over
-keep-alive connections with asyncio streams. Prints one `BENCH-RESULT {json}` line, like
-the wrk script.
+and either requests (raw HTTP/1.1 requests as latin-1 strings), sent in turn from `offset`
+over keep-alive connections with asyncio streams, or unique (a request head, and a body's
+prefix and suffix, with a counter put between them for every request: no body is sent
+twice). Prints one `BENCH-RESULT {json}` line, like the wrk script.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class _State:
     latencies: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
+    unique: dict[str, str] | None = None
 
     def next_request(self) -> bytes | None:
         if self.count is not None and self.sent >= self.count:
@@ -39,6 +41,10 @@ class _State:
         if self.deadline is not None and time.perf_counter() >= self.deadline:
             return None
         self.sent += 1
+        if self.unique is not None:
+            body = f"{self.unique['prefix']}{self.sent}{self.unique['suffix']}".encode()
+            head = f"{self.unique['head']}Content-Length: {len(body)}\r\n\r\n"
+            return head.encode("latin-1") + body
         return self.requests[(self.offset + self.sent - 1) % len(self.requests)]
 
 
@@ -88,10 +94,11 @@ async def run(config: dict[str, Any]) -> dict[str, Any]:
     duration = config.get("duration")
     started = time.perf_counter()
     state = _State(
-        requests=[r.encode("latin-1") for r in config["requests"]],
+        requests=[r.encode("latin-1") for r in config.get("requests", [])],
         count=config.get("count"),
         deadline=started + duration if duration else None,
         offset=config.get("offset", 0),
+        unique=config.get("unique"),
     )
     await asyncio.gather(
         *(_connection(config["host"], config["port"], state) for _ in range(config["connections"]))

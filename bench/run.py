@@ -1,6 +1,7 @@
 """`make bench`: run the benchmarks, print one table, write bench/results.json.
 
-`python -m bench.run [--quick] [--only 1,2,...] [--tool auto|wrk|python] [--json PATH]`
+`python -m bench.run [--quick] [--only 1,2,...] [--tool auto|wrk|python] [--json PATH]
+[--no-install] [--no-wiremock]`
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.metadata
-import importlib.util
 import json
 import os
 import platform
@@ -19,18 +19,43 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import burst, render, soak, startup, throughput
-from bench.common import ROOT, Figure, failed, pin_self, pinning
+from bench import burst, render, soak, startup, throughput, wiremock
+from bench.common import (
+    ROOT,
+    Figure,
+    ServerProcess,
+    failed,
+    hello_cmd,
+    loaded_libraries,
+    mock_cmd,
+    pin_self,
+    pinning,
+)
+from bench.hello import HTTP as FLOOR_HTTP
+from bench.hello import LOOP as FLOOR_LOOP
 from bench.load import have_wrk, wrk_version
 
 ITEMS = {
-    1: ("generations.rps", "POST /v1/images/generations throughput", "req/s"),
+    1: ("generations.new.rps", "POST /v1/images/generations throughput", "req/s"),
     2: ("image", "image first render and cached fetch", "ms"),
     3: ("mockserver.start_stop", "MockServer start() + stop()", "ms"),
     4: ("cli.ready", "jimeng-mock start to ready line", "ms"),
     5: ("soak", "soak", "MB"),
     6: ("burst.peak_rss", "burst of 4K fetches", "MB"),
 }
+
+
+def served_with() -> dict[str, dict[str, str]]:
+    """The HTTP parser and event loop that the mock (started with its defaults) and the
+    floor actually use, read from their processes."""
+    found: dict[str, dict[str, str]] = {}
+    for name, cmd in (("mock", mock_cmd()), ("floor", hello_cmd())):
+        try:
+            with ServerProcess(cmd) as server:
+                found[name] = loaded_libraries(server.pid)
+        except Exception as exc:
+            found[name] = {"http": "unknown", "loop": "unknown", "error": str(exc)[:200]}
+    return found
 
 
 def machine(tool: str) -> dict[str, Any]:
@@ -54,10 +79,11 @@ def machine(tool: str) -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "uvicorn": version("uvicorn"),
-        # What uvicorn's "auto" picks, for the mock and the floor alike.
-        "uvicorn_loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        "uvicorn_http": "httptools" if importlib.util.find_spec("httptools") else "h11",
+        "httptools": version("httptools"),
+        "uvloop": version("uvloop"),
         "starlette": version("starlette"),
+        "jsonschema": version("jsonschema"),
+        "jsonschema_rs": version("jsonschema-rs"),
         "pillow": version("pillow"),
         "load_tool": wrk_version() if tool == "wrk" else "bench.loadgen (Python)",
     }
@@ -93,12 +119,18 @@ def table(figures: Sequence[Figure]) -> str:
         if f.error:
             rows.append((str(f.item), f.label, "error", "", "", "", "-", f.error[:70]))
             continue
+        if f.skipped:
+            target = f.target.describe(f.unit) if f.target else "-"
+            rows.append((str(f.item), f.label, "skipped", "", "", target, "-", f.skipped[:70]))
+            continue
         value = _value(f.value, f.unit)
         floor = _value(f.floor, f.unit) if f.floor_runs else "-"
         if f.key.startswith("soak.rss_growth"):
             value = f"{f.value:+.1f} MB" if f.value is not None else "-"
             floor = f"{f.floor:+.1f} MB" if f.floor is not None else "-"
         met = {True: "yes", False: "NO", None: "-"}[f.met]
+        if f.check_failed:
+            met = "NO (check)"
         target = f.target.describe(f.unit) if f.target else "-"
         rows.append((str(f.item), f.label, value, floor, _ratio(f.ratio), target, met, f.tool))
     widths = [max(len(row[i]) for row in (head, *rows)) for i in range(len(head))]
@@ -122,6 +154,11 @@ def table(figures: Sequence[Figure]) -> str:
     out += [
         f"note {f.item} ({f.label.strip()}): {f.note}" for f in figures if f.note and not f.error
     ]
+    out += [
+        f"FAILED CHECK {f.item} ({f.label.strip()}): {f.check_failed}"
+        for f in figures
+        if f.check_failed and not f.error
+    ]
     return "\n".join(out)
 
 
@@ -131,6 +168,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", default="1,2,3,4,5,6", help="items to run (default: all)")
     parser.add_argument("--tool", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results.json")
+    parser.add_argument(
+        "--no-install",
+        action="store_true",
+        help="install nothing: without Java or the WireMock jar already here, skip WireMock",
+    )
+    parser.add_argument("--no-wiremock", action="store_true", help="leave WireMock out")
     args = parser.parse_args(argv)
     only = {int(part) for part in args.only.split(",") if part.strip()}
     tool = args.tool if args.tool != "auto" else ("wrk" if have_wrk() else "python")
@@ -147,7 +190,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs: dict[int, Callable[[], list[Figure]]] = {
         1: lambda: throughput.run(
             tool,
-            throughput.Settings(runs=2, seconds=1, warmup=1) if quick else throughput.Settings(),
+            throughput.Settings(
+                **(dict(runs=2, seconds=1, warmup=1, wiremock_warmup=3) if quick else {}),
+                wiremock=not args.no_wiremock,
+                install=not args.no_install,
+            ),
         ),
         2: lambda: render.run(render.Settings(runs=2) if quick else render.Settings()),
         3: lambda: startup.run_inprocess(
@@ -169,14 +216,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     info = machine(tool)
     info["loadavg_before"], info["loadavg_after"] = load_before, _loadavg()
+    uses = served_with()
+    info["mock_http"], info["mock_loop"] = uses["mock"]["http"], uses["mock"]["loop"]
+    info["floor_http"], info["floor_loop"] = FLOOR_HTTP, FLOOR_LOOP
+    info["floor_http_seen"], info["floor_loop_seen"] = uses["floor"]["http"], uses["floor"]["loop"]
+    info["mock_cmd"] = " ".join(
+        Path(part).name if i == 0 else part for i, part in enumerate(mock_cmd())
+    )
+    info["wiremock"] = wiremock.describe() if 1 in only and not args.no_wiremock else "not run"
     title = f"jimeng-mockserver benchmarks ({'quick' if quick else 'full'}), {began}"
     lines = [
         title,
         f"machine: {info['cpu']}, {info['cores']} cores, Linux {info['kernel']}"
         + (", servers on CPU 0, clients on CPU 1" if info["pinned"] else ""),
-        f"python {info['python']}, uvicorn {info['uvicorn']} (loop {info['uvicorn_loop']}, "
-        f"http {info['uvicorn_http']}), starlette {info['starlette']}, "
-        f"Pillow {info['pillow']}, load: {info['load_tool']}",
+        f"python {info['python']}, uvicorn {info['uvicorn']}, starlette {info['starlette']}, "
+        f"Pillow {info['pillow']}, jsonschema {info['jsonschema']}, jsonschema-rs "
+        f"{info['jsonschema_rs']}, load: {info['load_tool']}",
+        f"the mock (`{info['mock_cmd']}`, its defaults) serves with http {info['mock_http']}, "
+        f"loop {info['mock_loop']}; the floor with http {FLOOR_HTTP}, loop {FLOOR_LOOP} "
+        f"(explicit); WireMock: {info['wiremock']}",
         f"1-minute load average {load_before:.2f} before, {info['loadavg_after']:.2f} after "
         "(other processes on these CPUs add noise; the ratios are measured side by side)",
         "every figure is the median of its runs; ratio = figure / floor, measured in the same run",

@@ -63,7 +63,7 @@ def run_inprocess(settings: Settings) -> list[Figure]:
         "floor_start_ms": ms(floor, 1),
         "floor_stop_ms": ms(floor, 2),
     }
-    floor_label = "bare uvicorn.Server of the hello-world in a thread"
+    floor_label = "bare uvicorn.Server of the hello-world (httptools, uvloop) in a thread"
     tool = f"in-process, {settings.cycles} cycles"
     return [
         Figure(
@@ -111,7 +111,7 @@ def run_cli(settings: Settings) -> list[Figure]:
             "ms",
             runs=mock,
             floor_runs=floor,
-            floor_label="python -m bench.hello (uvicorn hello-world) to its ready line",
+            floor_label="python -m bench.hello (uvicorn hello-world, httptools, uvloop) to ready",
             target=Target("<", 1000.0),
             tool=f"subprocess on CPU 0, {settings.launches} launches",
         )

@@ -1,27 +1,47 @@
-"""Item 1: `POST /v1/images/generations` throughput and p99 latency at 32 connections."""
+"""Item 1: `POST /v1/images/generations` throughput and p99 latency at 32 connections.
+
+Four servers, all up at once and all on CPU 0, loaded in turn from CPU 1, round after round:
+the floor (`bench.hello`, a bare ASGI app on uvicorn with httptools and uvloop), the mock
+with a new prompt on every request (no body is sent twice in a benchmark run: every load
+run has a tag of its own and a counter), the mock with one repeated body, and WireMock
+serving the mock's own answer from a static stub, loaded with new prompts too.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import count
+from typing import Any
 
+import httpx
+
+from bench import wiremock
 from bench.common import (
     Figure,
     ServerProcess,
     Target,
     cpu_seconds,
     hello_cmd,
+    loaded_libraries,
     median,
     mock_cmd,
     step,
 )
-from bench.load import LoadResult, raw_request, run_load
+from bench.hello import LABEL as FLOOR_LABEL
+from bench.load import LoadResult, Requests, Unique, raw_request, run_load
 
 PROMPT = "a lighthouse"
 BODY: dict[str, object] = {"model": "jimeng-4.5", "prompt": PROMPT, "n": 1, "size": "1024x1024"}
 HEADERS = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
+PATH = "/v1/images/generations"
 CONNECTIONS = 32
-UNIQUE = 8_000
+
+FLOOR_RATIO = 0.2  # new-body and repeated-body req/s, each at least this share of the floor
+P99_MS = 5.0
+WIREMOCK_RATIO = 1.5  # new-body req/s at least this many times WireMock's
 
 
 @dataclass
@@ -29,132 +49,331 @@ class Settings:
     runs: int = 7
     seconds: float = 3.0
     warmup: float = 2.0
-
-
-def _measured(
-    tool: str, server: ServerProcess, requests: list[bytes], seconds: float
-) -> LoadResult:
-    """One load run, with the share of a CPU the server had during it (1.0: all of one;
-    less while it is saturated means other processes took its CPU)."""
-    before = cpu_seconds(server.pid)
-    result = run_load(tool, server.url, requests, connections=CONNECTIONS, duration=seconds)
-    result.server_cpu = (cpu_seconds(server.pid) - before) / result.wall_s
-    return result
+    # The JVM compiles its hot code only after a while under load: measure after that.
+    wiremock_warmup: float = 20.0
+    wiremock: bool = True  # measure WireMock too
+    install: bool = True  # let bench.wiremock install Java and the jar when missing
 
 
 def generation_request(host: str, prompt: str = PROMPT) -> bytes:
     body = json.dumps({**BODY, "prompt": prompt}, separators=(",", ":"))
-    return raw_request("POST", "/v1/images/generations", host=host, headers=HEADERS, body=body)
+    return raw_request("POST", PATH, host=host, headers=HEADERS, body=body)
 
 
-def unique_requests(host: str) -> list[bytes]:
-    """Bodies that differ by prompt, more than the mock keeps answers for (it replays a
-    repeated body from memory): each request is answered the long way."""
-    return [generation_request(host, f"{PROMPT} {i}") for i in range(UNIQUE)]
+def new_prompts(host: str, tag: str) -> Unique:
+    """A template of requests each with a prompt never sent before: `a lighthouse TAG-N`."""
+    body = json.dumps({**BODY, "prompt": f"{PROMPT} {{n}}"}, separators=(",", ":"))
+    return Unique("POST", PATH, host, HEADERS, body, tag)
+
+
+@dataclass
+class Loaded:
+    """One server under load: how to load it, and what each measured run got."""
+
+    name: str
+    server: ServerProcess
+    requests: Callable[[], Requests]
+    results: list[LoadResult] = field(default_factory=list)
+
+    def measure(self, tool: str, seconds: float) -> LoadResult:
+        """One load run, with the share of a CPU the server had during it (1.0: all of one;
+        less while it is saturated means other processes took its CPU)."""
+        before = cpu_seconds(self.server.pid)
+        result = run_load(
+            tool, self.server.url, self.requests(), connections=CONNECTIONS, duration=seconds
+        )
+        result.server_cpu = (cpu_seconds(self.server.pid) - before) / result.wall_s
+        return result
+
+
+def _bad(results: list[LoadResult]) -> int:
+    """Answers other than 200, and socket errors (a connection that failed or timed out)."""
+    return sum(r.non_200 + sum(r.errors.values()) for r in results)
 
 
 def _per_cpu(result: LoadResult) -> float:
     return result.rps / result.server_cpu if result.server_cpu else 0.0
 
 
+def _p99(results: list[LoadResult]) -> list[float]:
+    return [r.latency_us["p99"] / 1000 for r in results]
+
+
+def _answer(mock: ServerProcess) -> tuple[bytes, str]:
+    """The mock's own answer to the benchmark's body, for WireMock to serve."""
+    with httpx.Client(base_url=mock.url, timeout=30) as client:
+        got = client.post(PATH, content=json.dumps(BODY).encode(), headers=HEADERS)
+    got.raise_for_status()
+    return got.content, got.headers.get("content-type", "application/json")
+
+
 def run(tool: str, settings: Settings) -> list[Figure]:
-    """Alternate runs on the mock and on the hello-world floor, both up at once, both pinned."""
-    mock_runs: list[LoadResult] = []
-    floor_runs: list[LoadResult] = []
-    unique_runs: list[LoadResult] = []
-    with ServerProcess(mock_cmd()) as mock, ServerProcess(hello_cmd()) as hello:
-        servers = ((mock, mock_runs), (hello, floor_runs))
-        requests = {s.url: [generation_request(f"{s.host}:{s.port}")] for s, _ in servers}
-        unique = unique_requests(f"{mock.host}:{mock.port}")
-        with step(f"throughput: warm-up {settings.warmup:g} s each"):
-            for server, _ in servers:
-                run_load(
-                    tool,
-                    server.url,
-                    requests[server.url],
-                    connections=CONNECTIONS,
-                    duration=settings.warmup,
-                )
-        with step(f"throughput: {settings.runs} x {settings.seconds:g} s, mock, floor, unique"):
-            for _ in range(settings.runs):
-                for server, results in servers:
-                    results.append(_measured(tool, server, requests[server.url], settings.seconds))
-                unique_runs.append(_measured(tool, mock, unique, settings.seconds))
-    tool_name = mock_runs[0].tool
-    how = f"{tool_name}, {settings.runs}x{settings.seconds:g}s, {CONNECTIONS} conns"
-    unique_non_200 = sum(r.non_200 + sum(r.errors.values()) for r in unique_runs)
-    non_200 = sum(r.non_200 + sum(r.errors.values()) for r in mock_runs)
-    floor_non_200 = sum(r.non_200 + sum(r.errors.values()) for r in floor_runs)
-    extra = {
-        "mock": [r.as_json() for r in mock_runs],
-        "floor": [r.as_json() for r in floor_runs],
-        "unique_prompts": [r.as_json() for r in unique_runs],
-        "non_200_or_socket_errors": non_200,
-        "floor_non_200_or_socket_errors": floor_non_200,
-        "body": BODY,
-    }
-    paired = [m.rps / f.rps for m, f in zip(mock_runs, floor_runs, strict=True) if f.rps]
-    extra["paired_ratios"] = paired
-    note = (
-        f"non-200: {non_200}" + (f" (floor {floor_non_200})" if floor_non_200 else "") + "; "
-        f"median of run-by-run ratios {median(paired) or 0:.2f}; server CPU use, median: "
-        f"mock {median([r.server_cpu for r in mock_runs]) or 0:.0%}, "
-        f"floor {median([r.server_cpu for r in floor_runs]) or 0:.0%}"
+    """Round after round, each server loaded in turn, all of them up at once and pinned."""
+    tag = uuid.uuid4().hex[:8]  # this benchmark run's: no prompt of another run is reused
+    runs = count(1)
+
+    def fresh(host: str) -> Callable[[], Requests]:
+        return lambda: new_prompts(host, f"{tag}.{next(runs)}")
+
+    found = (
+        wiremock.setup(settings.install)
+        if settings.wiremock
+        else wiremock.Setup(problem="left out (--no-wiremock)")
     )
-    return [
+    wiremock_problem: str | None = None if found.ok else found.problem
+    with ServerProcess(mock_cmd()) as mock, ServerProcess(hello_cmd()) as hello:
+        mock_host, hello_host = f"{mock.host}:{mock.port}", f"{hello.host}:{hello.port}"
+        repeated = [generation_request(mock_host)]
+        floor = Loaded("floor", hello, fresh(hello_host))
+        new = Loaded("new", mock, fresh(mock_host))
+        same = Loaded("same", mock, lambda: repeated)
+        targets = [floor, new, same]
+        answer, content_type = _answer(mock)
+        mock_libs = loaded_libraries(mock.pid)
+        floor_libs = loaded_libraries(hello.pid)
+        mock_log_before = len(mock.stderr().splitlines())
+        wm: wiremock.WireMockServer | None = None
+        try:
+            if found.ok:
+                try:
+                    with step(f"throughput: starting {found.describe()}"):
+                        wm = wiremock.WireMockServer(found, answer)
+                except Exception as exc:
+                    wiremock_problem = f"did not start: {type(exc).__name__}: {exc}"[:300]
+            if wm is not None:
+                wm_host = f"{wm.host}:{wm.port}"
+                targets.append(Loaded("wiremock", wm, fresh(wm_host)))
+                with step(f"throughput: WireMock JVM warm-up, {settings.wiremock_warmup:g} s"):
+                    run_load(
+                        tool,
+                        wm.url,
+                        new_prompts(wm_host, f"{tag}.warm"),
+                        connections=CONNECTIONS,
+                        duration=settings.wiremock_warmup,
+                    )
+            with step(f"throughput: warm-up {settings.warmup:g} s each"):
+                for target in targets[:3]:
+                    run_load(
+                        tool,
+                        target.server.url,
+                        target.requests(),
+                        connections=CONNECTIONS,
+                        duration=settings.warmup,
+                    )
+            names = ", ".join(t.name for t in targets)
+            with step(f"throughput: {settings.runs} rounds of {settings.seconds:g} s: {names}"):
+                for _ in range(settings.runs):
+                    for target in targets:
+                        target.results.append(target.measure(tool, settings.seconds))
+        finally:
+            if wm is not None:
+                wm.stop()
+        mock_log_lines = len(mock.stderr().splitlines()) - mock_log_before
+    return _figures(
+        tool,
+        settings,
+        floor,
+        new,
+        same,
+        targets[3] if len(targets) > 3 else None,
+        found,
+        wiremock_problem,
+        {
+            "mock_uses": mock_libs,
+            "floor_uses": floor_libs,
+            "mock_cmd": mock_cmd(),
+            "mock_log_lines_during_load": mock_log_lines,
+            "answer": answer.decode(errors="replace"),
+            "answer_content_type": content_type,
+            "tag": tag,
+        },
+    )
+
+
+def _figures(
+    tool: str,
+    settings: Settings,
+    floor: Loaded,
+    new: Loaded,
+    same: Loaded,
+    wm: Loaded | None,
+    found: wiremock.Setup,
+    wiremock_problem: str | None,
+    info: dict[str, Any],
+) -> list[Figure]:
+    tool_name = floor.results[0].tool
+    how = f"{tool_name}, {settings.runs}x{settings.seconds:g}s, {CONNECTIONS} conns"
+    floor_bad = _bad(floor.results)
+    uses = info["mock_uses"]
+    extra: dict[str, Any] = {
+        **info,
+        "runs": {t.name: [r.as_json() for r in t.results] for t in (floor, new, same, wm) if t},
+        "non_200_or_socket_errors": {t.name: _bad(t.results) for t in (floor, new, same, wm) if t},
+        "distinct_bodies_sent": sum(r.sent for r in new.results),
+        "body": BODY,
+        "wiremock": {
+            "setup": found.describe(),
+            "installed_now": list(found.installed),
+            "problem": wiremock_problem,
+            "jvm_options": wiremock.JVM_OPTIONS,
+            "options": wiremock.WIREMOCK_OPTIONS,
+            "warmup_s": settings.wiremock_warmup,
+        },
+    }
+
+    def checked(results: list[LoadResult]) -> str | None:
+        bad = _bad(results)
+        return f"{bad:,} answers not 200 (or socket errors)" if bad else None
+
+    def paired(results: list[LoadResult], against: list[LoadResult]) -> float:
+        ratios = [m.rps / f.rps for m, f in zip(results, against, strict=True) if f.rps]
+        return median(ratios) or 0.0
+
+    def cpu_note(results: list[LoadResult]) -> str:
+        return (
+            f"server CPU use {median([r.server_cpu for r in results]) or 0:.0%} "
+            f"(floor {median([r.server_cpu for r in floor.results]) or 0:.0%}), load tool's "
+            f"{median([r.client_cpu for r in results]) or 0:.0%} "
+            f"(floor {median([r.client_cpu for r in floor.results]) or 0:.0%}); per "
+            f"CPU-second {median([_per_cpu(r) for r in results]) or 0:,.0f}/s "
+            f"(floor {median([_per_cpu(r) for r in floor.results]) or 0:,.0f}/s)"
+        )
+
+    def bad_note(results: list[LoadResult]) -> str:
+        return f"non-200: {_bad(results)}" + (f" (floor {floor_bad})" if floor_bad else "")
+
+    log_lines = info["mock_log_lines_during_load"]
+    mock_note = (
+        f"mock: `jimeng-mock --port 0` (defaults), served with {uses['http']} + {uses['loop']}; "
+        f"it wrote {log_lines:,} log lines during the load"
+        + (" (a log line per request?)" if log_lines > 100 else "")
+    )
+    figures = [
         Figure(
             1,
-            "generations.rps",
-            "POST /v1/images/generations throughput",
+            "generations.new.rps",
+            "POST generations, a new prompt each request",
             "req/s",
-            runs=[r.rps for r in mock_runs],
-            floor_runs=[r.rps for r in floor_runs],
-            floor_label="bare ASGI hello-world, same uvicorn",
-            target=Target(">=", 0.75, on="ratio"),
+            runs=[r.rps for r in new.results],
+            floor_runs=[r.rps for r in floor.results],
+            floor_label=FLOOR_LABEL,
+            target=Target(">=", FLOOR_RATIO, on="ratio"),
             tool=how,
-            note=note,
+            check_failed=checked(new.results),
+            note=(
+                f"{bad_note(new.results)}; {extra['distinct_bodies_sent']:,} bodies, none "
+                f"repeated; median run-by-run ratio {paired(new.results, floor.results):.2f}; "
+                f"{cpu_note(new.results)}; {mock_note}"
+            ),
             extra=extra,
         ),
         Figure(
             1,
-            "generations.rps_per_cpu",
+            "generations.new.p99",
+            "  p99 latency, a new prompt each request",
+            "ms",
+            runs=_p99(new.results),
+            floor_runs=_p99(floor.results),
+            floor_label=FLOOR_LABEL,
+            target=Target("<", P99_MS),
+            tool=how,
+            check_failed=checked(new.results),
+        ),
+        Figure(
+            1,
+            "generations.new.rps_per_cpu",
             "  the same per CPU-second of the server",
             "req/s",
-            runs=[_per_cpu(r) for r in mock_runs],
-            floor_runs=[_per_cpu(r) for r in floor_runs],
-            floor_label="bare ASGI hello-world, same uvicorn",
-            target=Target(">=", 0.75, on="ratio"),
+            runs=[_per_cpu(r) for r in new.results],
+            floor_runs=[_per_cpu(r) for r in floor.results],
+            floor_label=FLOOR_LABEL,
             tool=how,
             note=(
-                "answers per second of CPU the server used: steady when other processes "
-                "share its CPU, which lowers the plain figure"
+                "no target; answers per second of CPU the server used: steady when other "
+                "processes share its CPU, which lowers the plain figure"
             ),
         ),
         Figure(
             1,
-            "generations.p99",
-            "POST /v1/images/generations p99 latency",
-            "ms",
-            runs=[r.latency_us["p99"] / 1000 for r in mock_runs],
-            floor_runs=[r.latency_us["p99"] / 1000 for r in floor_runs],
-            floor_label="bare ASGI hello-world, same uvicorn",
-            target=Target("<", 10.0),
-            tool=how,
-        ),
-        Figure(
-            1,
-            "generations.unique.rps",
-            "POST generations, a prompt of its own each (no replay)",
+            "generations.same.rps",
+            "POST generations, one repeated body",
             "req/s",
-            runs=[r.rps for r in unique_runs],
-            floor_runs=[r.rps for r in floor_runs],
-            floor_label="bare ASGI hello-world, same uvicorn",
+            runs=[r.rps for r in same.results],
+            floor_runs=[r.rps for r in floor.results],
+            floor_label=FLOOR_LABEL,
+            target=Target(">=", FLOOR_RATIO, on="ratio"),
             tool=how,
+            check_failed=checked(same.results),
             note=(
-                f"no target; {UNIQUE:,} bodies in turn; per CPU-second "
-                f"{median([_per_cpu(r) for r in unique_runs]) or 0:,.0f}/s; p99 "
-                f"{median([r.latency_us['p99'] / 1000 for r in unique_runs]) or 0:.1f} ms; "
-                f"non-200: {unique_non_200}"
+                f"{bad_note(same.results)}; median run-by-run ratio "
+                f"{paired(same.results, floor.results):.2f}; {cpu_note(same.results)}"
             ),
+        ),
+        Figure(
+            1,
+            "generations.same.p99",
+            "  p99 latency, one repeated body",
+            "ms",
+            runs=_p99(same.results),
+            floor_runs=_p99(floor.results),
+            floor_label=FLOOR_LABEL,
+            target=Target("<", P99_MS),
+            tool=how,
+            check_failed=checked(same.results),
         ),
     ]
+    wm_label = f"WireMock {found.wiremock_version or wiremock.VERSION}, static stub, CPU 0"
+    if wm is None:
+        why = wiremock_problem or "not measured"
+        figures += [
+            Figure(
+                1,
+                "generations.wiremock.rps",
+                "WireMock, static stub, a new prompt each request",
+                "req/s",
+                skipped=f"WireMock not measured: {why}",
+            ),
+            Figure(
+                1,
+                "generations.new_vs_wiremock",
+                "  mock new-prompt req/s / WireMock's",
+                "req/s",
+                target=Target(">=", WIREMOCK_RATIO, on="ratio"),
+                skipped=f"WireMock not measured: {why}",
+            ),
+        ]
+        return figures
+    wm_runs = [r.rps for r in wm.results]
+    figures += [
+        Figure(
+            1,
+            "generations.wiremock.rps",
+            "WireMock, static stub, a new prompt each request",
+            "req/s",
+            runs=wm_runs,
+            floor_runs=[r.rps for r in floor.results],
+            floor_label=FLOOR_LABEL,
+            tool=how,
+            check_failed=checked(wm.results),
+            note=(
+                f"no target; {found.describe()}; p99 {median(_p99(wm.results)) or 0:.2f} ms; "
+                f"{bad_note(wm.results)}; {cpu_note(wm.results)}; after a "
+                f"{settings.wiremock_warmup:g} s warm-up; {' '.join(wiremock.JVM_OPTIONS)} "
+                f"{' '.join(wiremock.WIREMOCK_OPTIONS)}"
+            ),
+        ),
+        Figure(
+            1,
+            "generations.new_vs_wiremock",
+            "  mock new-prompt req/s / WireMock's",
+            "req/s",
+            runs=[r.rps for r in new.results],
+            floor_runs=wm_runs,
+            floor_label=wm_label,
+            target=Target(">=", WIREMOCK_RATIO, on="ratio"),
+            tool=how,
+            check_failed=checked(new.results) or checked(wm.results),
+            note=f"median run-by-run ratio {paired(new.results, wm.results):.2f}",
+        ),
+    ]
+    return figures
