@@ -31,7 +31,7 @@ class RequestRecord:
     path: str
     headers: Mapping[str, str]
     body: Any
-    status: int | None  # None: the connection was closed with no answer
+    status: int | None  # None: no answer reached the client (see `outcome`)
     error: str | None = None
     error_message: str | None = None
     param: str | None = None
@@ -41,6 +41,9 @@ class RequestRecord:
     stub: str | None = None
     duration_ms: float = 0.0
     exception: str | None = field(default=None, repr=False)
+    # "answered"; "dropped": the mock closed the connection on purpose (the disconnect fault);
+    # "client_disconnected": the client left before its answer was sent.
+    outcome: str = "answered"
 
     @property
     def model(self) -> Any:

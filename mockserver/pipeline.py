@@ -122,6 +122,7 @@ class Journaled:
                 stub=exchange.stub,
                 duration_ms=round((time.time() - exchange.started) * 1000, 3),
                 exception=exchange.exception,
+                outcome="dropped" if exchange.dropped else "answered",
             ),
             exchange.epoch,
         )

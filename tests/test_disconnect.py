@@ -86,6 +86,7 @@ def test_every_trigger_drops_the_connection_for_the_sdk(server: MockServer, trig
 
     first = server.requests[0]
     assert (first.status, first.fault, first.exception) == (None, "disconnect", None)
+    assert first.outcome == "dropped"
     assert first.body == {"model": "jimeng-4.5", "prompt": "a cat", "n": 1}
     server.check()  # a fault asked for is no problem of the request
 

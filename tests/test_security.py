@@ -82,7 +82,10 @@ def test_api_keys_never_reach_the_journal_the_page_or_the_logs(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    with MockServer(api_keys=["sk-the-only-good-key"], log_level="debug") as server:
+    # With uvicorn's access log on too (off by default): a line per request, keys in none.
+    with MockServer(
+        api_keys=["sk-the-only-good-key"], log_level="debug", access_log=True
+    ) as server:
         with (
             openai.OpenAI(base_url=server.api_base, api_key=SECRET_KEY, max_retries=0) as sdk,
             pytest.raises(openai.AuthenticationError) as refused,
@@ -92,7 +95,7 @@ def test_api_keys_never_reach_the_journal_the_page_or_the_logs(
             base_url=server.api_base, api_key="sk-the-only-good-key", max_retries=0
         ) as sdk:
             sdk.images.generate(model="jimeng-4.5", prompt="p", n=1)
-            sdk.images.generate(model="jimeng-4.5", prompt="p", n=1)  # a replayed answer
+            sdk.images.generate(model="jimeng-4.5", prompt="p", n=1)  # the same body again
         httpx.get(server.url + "/v1/models", headers={"Cookie": f"session={SECRET_KEY}"})
 
         journal = httpx.get(server.url + "/__admin/requests").text
