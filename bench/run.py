@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import burst, render, soak, startup, throughput, wiremock
+from bench import burst, journal, render, soak, startup, throughput, wiremock
 from bench.common import (
     ROOT,
     Figure,
@@ -42,6 +42,7 @@ ITEMS = {
     4: ("cli.ready", "jimeng-mock start to ready line", "ms"),
     5: ("soak", "soak", "MB"),
     6: ("burst.peak_rss", "burst of 4K fetches", "MB"),
+    7: ("journal.image.peak_growth", "journal filled with 1 MB bodies", "MB"),
 }
 
 
@@ -165,7 +166,7 @@ def table(figures: Sequence[Figure]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="few, short runs: a smoke test")
-    parser.add_argument("--only", default="1,2,3,4,5,6", help="items to run (default: all)")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="items to run (default: all)")
     parser.add_argument("--tool", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results.json")
     parser.add_argument(
@@ -203,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         4: lambda: startup.run_cli(startup.Settings(launches=2) if quick else startup.Settings()),
         5: lambda: soak.run(tool, soak.Settings(total=5_000) if quick else soak.Settings()),
         6: lambda: burst.run(burst.Settings(runs=1, fetches=40) if quick else burst.Settings()),
+        7: lambda: journal.run(
+            journal.Settings(requests=60, warmup=10) if quick else journal.Settings()
+        ),
     }
     figures: list[Figure] = []
     for item in sorted(only):

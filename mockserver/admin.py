@@ -9,21 +9,27 @@ import html
 import json
 import string
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from jsonschema import ValidationError
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 
 from mockserver.bodies import read_json_object
 from mockserver.config import MockConfig, schema_validator
 from mockserver.contract import param_path
 from mockserver.errors import ApiError
 from mockserver.images import render_thumbnail, thumbnail_size
-from mockserver.journal import RequestRecord
+from mockserver.journal import MIB, Journal, RequestRecord, excerpt
 from mockserver.matching import Matcher, MatcherError
 
 if TYPE_CHECKING:
@@ -34,6 +40,8 @@ PAGE = string.Template((Path(__file__).parent / "admin.html").read_text(encoding
 PAGE_ROWS = 100
 ADMIN_BODY_LIMIT = 64 * 1024
 _FILTERS = {"status", "model", "error", "limit"}
+_PAGING = _FILTERS | {"after"}  # GET /__admin/requests pages on, the page does not
+STREAM_CHUNK = 64 * 1024  # the journal is sent in chunks of about this many bytes
 ADMIN_FAULTS_SCHEMA = "admin-faults.request.json"
 
 
@@ -60,16 +68,22 @@ def _whole(query: dict[str, str], name: str, minimum: int) -> int | None:
 
 
 def filtered(records: list[RequestRecord], query: dict[str, str]) -> list[RequestRecord]:
-    """The records that pass ?status=&model=&error=, then the newest ?limit= of them."""
+    """The records that pass ?status=&model=&error=; of them, with ?after=ID those with a
+    greater id, oldest first, the first ?limit= of them; without it, the newest ?limit=."""
     status = _whole(query, "status", 0)
     limit = _whole(query, "limit", 1)
+    after = _whole(query, "after", 0)
+    if after is not None:
+        records = [r for r in records if r.id > after]
     if status is not None:
         records = [r for r in records if r.status == status]
     if "model" in query:
         records = [r for r in records if r.model == query["model"]]
     if "error" in query:
         records = [r for r in records if r.error == query["error"]]
-    return records[-limit:] if limit else records
+    if not limit:
+        return records
+    return records[:limit] if after is not None else records[-limit:]
 
 
 def _schema_error(error: ValidationError) -> ApiError:
@@ -106,16 +120,65 @@ def admin(endpoint: Endpoint) -> Endpoint:
 
 @admin
 async def list_requests(request: Request) -> Response:
+    """The journal as JSON, streamed a record at a time: never built whole in memory."""
+    query = _query(request, _PAGING)
     journal = mock_of(request).journal
-    records = filtered(journal.records(), _query(request, _FILTERS))
-    return JSONResponse(
-        {
-            "requests": [r.to_json() for r in records],
-            "count": len(records),
-            "journal_size": journal.size,
-            "dropped": journal.dropped,
-        }
+    records = filtered(journal.records(), query)
+    after = _whole(query, "after", 0) or 0
+    tail = {
+        "count": len(records),
+        "journal_size": journal.size,
+        "journal_mb": _megabytes(journal),
+        "journal_bytes": journal.bytes,
+        "dropped": journal.dropped,
+        "next": records[-1].id if records else after,
+    }
+    # A HEAD gets the GET's headers: without a length, the GET's stream goes out chunked.
+    framing = {"Transfer-Encoding": "chunked"} if request.method == "HEAD" else None
+    return StreamingResponse(
+        _journal_chunks(records, tail), media_type="application/json", headers=framing
     )
+
+
+def _megabytes(journal: Journal) -> int | float:
+    mb = journal.max_bytes / MIB
+    return int(mb) if mb.is_integer() else mb
+
+
+async def _journal_chunks(
+    records: list[RequestRecord], tail: dict[str, Any]
+) -> AsyncIterator[bytes]:
+    """`{"requests": [...], **tail}` in chunks of about STREAM_CHUNK bytes, each record
+    serialized on its own."""
+    parts = [b'{"requests":[']
+    size = 0
+    for index, record in enumerate(records):
+        text = _record_json(record)
+        parts.append(b"," + text if index else text)
+        size += len(text)
+        if size >= STREAM_CHUNK:
+            yield b"".join(parts)
+            parts, size = [], 0
+    parts.append(b"]," + _json_bytes(tail)[1:])
+    yield b"".join(parts)
+
+
+def _json_bytes(value: Any, *, ascii: bool = False) -> bytes:
+    text = json.dumps(value, ensure_ascii=ascii, allow_nan=False, separators=(",", ":"))
+    return text.encode("utf-8")
+
+
+def _record_json(record: RequestRecord) -> bytes:
+    """One record as JSON; valid JSON whatever a record made in-process holds (a body that is
+    not JSON is shown as the excerpt of its repr, a lone surrogate escaped)."""
+    data = record.to_json()
+    try:
+        return _json_bytes(data)
+    except UnicodeEncodeError:
+        return _json_bytes(data, ascii=True)
+    except (TypeError, ValueError):
+        data["body"] = excerpt(repr(record.body))
+        return _json_bytes(data, ascii=True)
 
 
 @admin
@@ -206,7 +269,8 @@ async def page(request: Request) -> Response:
     records = filtered(everything, {"limit": str(PAGE_ROWS), **query})
     summary = (
         f"{len(everything)} request(s) in the journal (it keeps the newest "
-        f"{journal.size}; {journal.dropped} dropped), showing {len(records)}, "
+        f"{journal.size}, at most {_megabytes(journal)} MB; {journal.dropped} dropped), "
+        f"showing {len(records)}, "
         f"newest first. Page drawn at {time.strftime('%H:%M:%S', time.gmtime())} UTC."
     )
     text = PAGE.substitute(
@@ -261,10 +325,19 @@ def _shorten(value: Any, limit: int = 300) -> Any:
     return value
 
 
+# What the page says of a request that got no answer, by its outcome.
+_NO_ANSWER = {"client_disconnected": "client left", "dropped": "dropped by the mock"}
+
+
 def _row(record: RequestRecord) -> str:
     e = html.escape
-    status = "no response" if record.status is None else str(record.status)
-    answer = [f'<span class="status s{str(record.status or 0)[0]}">{e(status)}</span>']
+    status = (
+        str(record.status)
+        if record.status is not None
+        else _NO_ANSWER.get(record.outcome, "no response")
+    )
+    shade = f"s{str(record.status or 0)[0]} {e(record.outcome)}"
+    answer = [f'<span class="status {shade}">{e(status)}</span>']
     if record.error:
         where = f" ({e(record.param)})" if record.param else ""
         answer.append(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -88,4 +89,17 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON value")
 
 
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+def _finite(text: str) -> float:
+    """A JSON number with a fraction or an exponent, as a float: one too large for a double
+    (`1e999`) would be infinity, which JSON has no value for, and no answer could show."""
+    value = float(text)
+    if math.isinf(value):
+        shown = text if len(text) <= 40 else f"{text[:20]}...{text[-10:]}"
+        sign = "-" if value < 0 else ""
+        raise ValueError(
+            f"the number {shown} is out of range: it would be {sign}Infinity, not a JSON value"
+        )
+    return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite)

@@ -12,7 +12,7 @@ from mockserver.contract import RequestContract
 from mockserver.errors import ApiError, ConfigError, ErrorCatalogue
 from mockserver.faults import Chaos, Fault, FaultCatalogue, FaultQueue, QueuedFault, RateLimiter
 from mockserver.images import ImageSigner
-from mockserver.journal import Journal, RequestRecord
+from mockserver.journal import MIB, Journal, RequestRecord
 from mockserver.matching import compile_python
 from mockserver.plan import Asked, Plan, plan
 from mockserver.render import Renderer
@@ -48,7 +48,7 @@ class MockState:
             faults=config.fault_names,
             seed=config.seed,
         )
-        self.journal = Journal(config.journal_size)
+        self.journal = Journal(config.journal_size, config.journal_mb * MIB)
         self.queue = FaultQueue()
         self.limiter = RateLimiter(config.rpm) if config.rpm else None
         self.stubs = StubSet(config.fixtures, self.faults) if config.fixtures else None

@@ -5,12 +5,64 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
-from mockserver.journal import RequestRecord
-from mockserver.matching import MISSING, Match, misses, show
+from mockserver.journal import WHOLE_BODY, RequestRecord, as_recorded, is_excerpt
+from mockserver.matching import MISSING, Match, Matcher, show
 
 
 def _body_field(record: RequestRecord, name: str) -> Any:
-    return record.body.get(name, MISSING) if isinstance(record.body, dict) else MISSING
+    if not isinstance(record.body, dict) or _body_cut(record):
+        return MISSING
+    return record.body.get(name, MISSING)
+
+
+def _body_cut(record: RequestRecord) -> bool:
+    """Whether the journal kept only the excerpt of the body's JSON (it was too large)."""
+    return record.cut == (WHOLE_BODY,) and is_excerpt(record.body)
+
+
+def _cut_paths(record: RequestRecord, name: str) -> list[str]:
+    """The paths under the body field `name` that the journal cut (`image[0]`, `prompt`)."""
+    return [
+        path
+        for path in record.cut
+        if path == name or (path.startswith(name) and path[len(name)] in ".[")
+    ]
+
+
+def _excerpts(value: Any) -> list[dict[str, Any]]:
+    """The excerpts in a value of the journal, in order, walked without recursion."""
+    found, stack = [], [value]
+    while stack:
+        item = stack.pop()
+        if is_excerpt(item):
+            found.append(item)
+        elif isinstance(item, dict):
+            stack.extend(reversed(item.values()))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+    return found
+
+
+def _cut_note(record: RequestRecord, name: str) -> str | None:
+    """Why a field of `record` may not match: the journal cut it, and how to match it."""
+    how = (
+        "a value is compared by its excerpt's length and sha256; a regex or a predicate sees "
+        'the excerpt {"$excerpt", "length", "sha256"}: match on its length or digest instead'
+    )
+    if _body_cut(record):
+        return (
+            "the body was too large for the journal (more than an eighth of --journal-mb), "
+            f"which keeps only the excerpt of its JSON ({record.body['length']:,} characters, "
+            f"sha256 {record.body['sha256']})"
+        )
+    paths = _cut_paths(record, name)
+    if not paths:
+        return None
+    sizes = "; ".join(
+        f"{e['length']:,} characters, sha256 {e['sha256']}"
+        for e in _excerpts(_body_field(record, name))
+    )
+    return f"field {', '.join(paths)} was cut in the journal ({sizes}); {how}"
 
 
 def _describe(record: RequestRecord) -> str:
@@ -24,6 +76,43 @@ def _wanted(fields: Match) -> str:
     return ", ".join(f"{k}={m.describe()}" for k, m in fields.items()) or "(any)"
 
 
+class _Fields:
+    """The fields `assert_requested` asks for, matched against records of the journal."""
+
+    def __init__(self, fields: Match, meta: Mapping[str, Callable[[RequestRecord], Any]]):
+        self.fields, self.meta = fields, meta
+        # A value matcher meets a field the journal cut as the journal keeps the value.
+        self.as_kept = {
+            name: Matcher("value", value=as_recorded(m.value))
+            for name, m in fields.items()
+            if m.kind == "value" and name not in meta
+        }
+
+    def value(self, record: RequestRecord, name: str) -> Any:
+        return self.meta[name](record) if name in self.meta else _body_field(record, name)
+
+    def matches(self, record: RequestRecord, name: str) -> bool:
+        if record.cut and name in self.as_kept and _cut_paths(record, name):
+            return self.as_kept[name].matches(self.value(record, name))
+        return self.fields[name].matches(self.value(record, name))
+
+    def missed(self, record: RequestRecord) -> list[str]:
+        return [name for name in self.fields if not self.matches(record, name)]
+
+    def nearest_miss(self, records: Sequence[RequestRecord]) -> list[str]:
+        """The lines on the record that came nearest: fewest fields wrong, then the newest."""
+        nearest = min(reversed(records), key=lambda r: len(self.missed(r)))
+        lines = [f"Nearest: {_describe(nearest)}, which differs in:"]
+        for name in self.missed(nearest):
+            lines.append(f"  {name}: {self.fields[name].difference(self.value(nearest, name))}")
+            note = None if name in self.meta else _cut_note(nearest, name)
+            if note:
+                lines.append(f"    ({note})")
+        if isinstance(nearest.body, dict):
+            lines.append(f"  its body: {show(nearest.body, 300)}")
+        return lines
+
+
 def assert_requested(
     records: Sequence[RequestRecord],
     fields: Match,
@@ -35,16 +124,14 @@ def assert_requested(
 
     `count` None asks for at least one, a number for exactly that many. `meta` holds
     record attributes (status, error) asked for alongside the body fields.
+
+    A field the journal cut (a string over 1,024 characters, kept as `{"$excerpt", "length",
+    "sha256"}`; see `mockserver.journal`) matches a value matcher when the value, cut the same
+    way, is equal: by its first characters, length and sha256. A regex or a predicate sees the
+    excerpt, so a regex never matches a cut string. A failure says which fields were cut.
     """
-    meta = meta or {}
-
-    def value(record: RequestRecord, name: str) -> Any:
-        return meta[name](record) if name in meta else _body_field(record, name)
-
-    def missed(record: RequestRecord) -> list[str]:
-        return misses(fields, lambda name: value(record, name))
-
-    matching = [r for r in records if not missed(r)]
+    check = _Fields(fields, meta or {})
+    matching = [r for r in records if not check.missed(r)]
     if count is None and matching:
         return matching
     if count is not None and len(matching) == count:
@@ -62,21 +149,22 @@ def assert_requested(
         f"{len(records)} recorded request(s) matched."
     ]
     if records:
-        # The nearest miss: fewest fields wrong, and of those the newest.
-        nearest = min(reversed(records), key=lambda r: len(missed(r)))
-        lines.append(f"Nearest: {_describe(nearest)}, which differs in:")
-        lines += [f"  {n}: {fields[n].difference(value(nearest, n))}" for n in missed(nearest)]
-        if isinstance(nearest.body, dict):
-            lines.append(f"  its body: {show(nearest.body, 300)}")
+        lines += check.nearest_miss(records)
     raise AssertionError("\n".join(lines))
 
 
 def problems(records: Sequence[RequestRecord], expected_errors: Collection[str]) -> list[str]:
-    """Each request with a warning, an error the test did not expect, or a fault of the mock."""
+    """Each request with a warning, an error the test did not expect, or a fault of the mock.
+
+    A request whose client left before its answer (`outcome` "client_disconnected") is none
+    of the test's problems, unless the mock failed on it: its client saw no answer to check.
+    """
     found = []
     for record in records:
         if record.exception:
             found.append(f"{_describe(record)}: the mock failed:\n{record.exception}")
+        elif record.outcome == "client_disconnected":
+            continue
         elif (
             record.error
             and record.fault is None
@@ -86,4 +174,9 @@ def problems(records: Sequence[RequestRecord], expected_errors: Collection[str])
             where = f" ({record.param})" if record.param else ""
             found.append(f"{_describe(record)}{where}: {record.error_message}")
         found += [f"{_describe(record)}: warning {w.code}: {w.message}" for w in record.warnings]
+        if record.warnings_dropped:
+            found.append(
+                f"{_describe(record)}: {record.warnings_dropped} more warning(s), "
+                "which the journal did not keep"
+            )
     return found
