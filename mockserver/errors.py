@@ -45,6 +45,7 @@ REQUIRED_CODES = frozenset(
         "invalid_api_key",
         "unsupported_media_type",
         "request_too_large",
+        "request_timeout",
         "invalid_json",
         "missing_required_parameter",
         "invalid_value",

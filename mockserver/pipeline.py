@@ -7,24 +7,34 @@ stub, error), and it writes the journal entry once, whatever the outcome: an ans
 before its last byte goes out, so a client that has its answer finds it in the journal),
 an error of the contract, a 401/404/405/413/415, a fault, a stub, a dropped connection or a
 failure of the mock itself, which it answers in the envelope as a 500.
+
+It records what the client saw: a client that left before its answer (while its body came,
+or while a latency fault kept the answer waiting, which then stops) is `status` None with
+`outcome` "client_disconnected", as is an answer the connection could no longer carry
+(uvicorn answers bytes it cannot parse itself, and closes the connection); a request the
+server cut at the end of its shutdown is "dropped". And it times every request's body read
+against the server's read timeout (`serving.read_timeout_of`): a body late past it is a 408
+`request_timeout`, and the connection is closed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mockserver.errors import ApiError, ErrorCatalogue
 from mockserver.journal import ContractWarning, RequestRecord, redact_headers
-from mockserver.serving import drop_connection
+from mockserver.serving import TRANSPORT, cut_by_server, drop_connection, read_timeout_of
 
 if TYPE_CHECKING:
     from mockserver.state import MockState
@@ -52,58 +62,87 @@ class Exchange:
     param: str | None = None
     exception: str | None = None
     status: int | None = None  # None until an answer starts; stays None if none is sent
-    dropped: bool = False
+    dropped: bool = False  # the mock closed the connection: the disconnect fault, a shutdown
+    client_left: bool = False  # the connection was gone before the answer was all sent
+
+    @property
+    def outcome(self) -> str:
+        if self.dropped:
+            return "dropped"
+        return "client_disconnected" if self.client_left else "answered"
+
+
+class BodyTimeout(Exception):
+    """The request's body did not all arrive within the server's read timeout."""
+
+
+# A 408 leaves the rest of the body unread: the connection cannot serve another request.
+_CLOSE = {"Connection": "close"}
 
 
 class Journaled:
-    """ASGI middleware: records every `/v1/...` request in the journal, once."""
+    """ASGI middleware: records every `/v1/...` request in the journal, once, and times the
+    reading of every request's body (a body late past the server's read timeout is a 408)."""
 
     def __init__(self, app: ASGIApp, state: MockState) -> None:
         self.app = app
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(JOURNALED):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        journal = self.state.journal
-        exchange = scope[EXCHANGE] = Exchange(epoch=journal.epoch, started=time.time())
-        recorded = False
+        if not scope["path"].startswith(JOURNALED):
+            await self._unjournaled(scope, receive, send)
+            return
+        exchange = scope[EXCHANGE] = Exchange(epoch=self.state.journal.epoch, started=time.time())
+        talk = _Talk(scope, receive, send, exchange, self.record)
+        try:
+            await self.app(scope, talk.receive, talk.send)
+        except asyncio.CancelledError:
+            if not talk.stopped_for_leaving():
+                talk.lost(by_server=True)  # the server's cancellation: it is shutting down
+                raise
+        except ClientDisconnect:  # while the body was read
+            talk.lost()
+        except BodyTimeout:
+            if exchange.status is not None:
+                raise
+            await talk.answer(_timeout_error(scope))
+        except Exception as exc:
+            if talk.gone:
+                logger.debug("%r after the connection was gone", exc)
+            elif exchange.dropped or exchange.status is not None:
+                raise  # nothing more can be answered
+            else:
+                logger.exception("error while answering %s %s", scope["method"], scope["path"])
+                exchange.exception = traceback.format_exc()
+                await talk.answer(ApiError("server_error", detail=type(exc).__name__))
+        finally:
+            talk.close()
 
-        async def journaled_send(message: Message) -> None:
-            nonlocal recorded
-            if message["type"] == "http.response.start":
-                exchange.status = message["status"]
-                if exchange.warnings:
-                    header = warnings_header(exchange.warnings).encode()
-                    message = {
-                        **message,
-                        "headers": [*message["headers"], (b"x-mock-warnings", header)],
-                    }
-            elif not message.get("more_body") and not recorded:
-                recorded = True
-                self.record(scope, exchange)
-            await send(message)
+    async def _unjournaled(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A request to a route the journal does not keep: only its body read is timed."""
+        timeout = read_timeout_of(scope)
+        if timeout is None:
+            await self.app(scope, receive, send)
+            return
+        deadline = asyncio.get_running_loop().time() + timeout
+
+        async def receive_in_time() -> Message:
+            return await receive_by(receive, deadline)
 
         try:
-            await self.app(scope, receive, journaled_send)
-        except Exception as exc:
-            if exchange.dropped or exchange.status is not None:
-                raise  # nothing more can be answered
-            logger.exception("error while answering %s %s", scope["method"], scope["path"])
-            exchange.exception = traceback.format_exc()
-            failure = ApiError("server_error", detail=type(exc).__name__)
-            await error_response(scope, failure)(scope, receive, journaled_send)
-        finally:
-            if not recorded:
-                recorded = True
-                self.record(scope, exchange)
+            await self.app(scope, receive_in_time, send)
+        except BodyTimeout:
+            await error_response(scope, _timeout_error(scope))(scope, receive, send)
 
     def record(self, scope: Scope, exchange: Exchange) -> None:
         journal = self.state.journal
         headers = redact_headers(
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]
         )
+        outcome = exchange.outcome
         journal.add(
             RequestRecord(
                 id=journal.next_id(),
@@ -112,7 +151,7 @@ class Journaled:
                 path=scope["path"],
                 headers=headers,
                 body=exchange.body,
-                status=None if exchange.dropped else exchange.status,
+                status=exchange.status if outcome == "answered" else None,
                 error=exchange.error,
                 error_message=exchange.error_message,
                 param=exchange.param,
@@ -122,10 +161,160 @@ class Journaled:
                 stub=exchange.stub,
                 duration_ms=round((time.time() - exchange.started) * 1000, 3),
                 exception=exchange.exception,
-                outcome="dropped" if exchange.dropped else "answered",
+                outcome=outcome,
             ),
             exchange.epoch,
         )
+
+
+async def receive_by(receive: Receive, deadline: float | None) -> Message:
+    """`receive()`, raising `BodyTimeout` past `deadline` (the loop's clock; None: never)."""
+    if deadline is None:
+        return await receive()
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await receive()
+    except TimeoutError:
+        raise BodyTimeout from None
+
+
+def _sleeping(task: asyncio.Task[Any]) -> bool:
+    """Whether `task` is waiting in `asyncio.sleep`, where cancelling it stops nothing else:
+    the innermost of the coroutines it awaits, one in another."""
+    coroutine: Any = task.get_coro()
+    while hasattr(inner := getattr(coroutine, "cr_await", None), "cr_code"):
+        coroutine = inner
+    return getattr(coroutine, "cr_code", None) is asyncio.sleep.__code__
+
+
+def _timeout_error(scope: Scope) -> ApiError:
+    seconds = read_timeout_of(scope) or 0
+    return ApiError("request_timeout", headers=_CLOSE, timeout=f"{seconds:g}")
+
+
+class _Talk:
+    """One journaled request between the server and the app.
+
+    Its body is read against the server's read timeout. Once it is in, a task watches for
+    the client leaving (`http.disconnect`): if the app is waiting out a latency (in
+    `asyncio.sleep`) it is stopped there; anywhere else it is left to finish, as cancelling
+    it could reach work other requests share (an image being drawn for several of them).
+
+    An answer goes out only while the connection is open: on one the client left, or that
+    uvicorn closed (having answered bytes it could not parse itself), nothing more is sent,
+    and the request is recorded as what the client saw. The journal entry is written once:
+    just before the answer's last message, or at the end.
+    """
+
+    def __init__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        exchange: Exchange,
+        record: Callable[[Scope, Exchange], None],
+    ) -> None:
+        self.scope, self.exchange = scope, exchange
+        self._receive, self._send, self._record = receive, send, record
+        self.transport: asyncio.BaseTransport | None = scope.get(TRANSPORT)
+        timeout = read_timeout_of(scope)
+        loop = asyncio.get_running_loop()
+        self.deadline = None if timeout is None else loop.time() + timeout
+        self.body_read = False
+        self.recorded = False
+        self.finished = False  # the answer's last message is on its way
+        self.gone = False  # the connection is gone: nothing more is sent on it
+        self.task = asyncio.current_task()
+        self.watcher: asyncio.Task[None] | None = None
+        self.cancelled = False  # the watcher cancelled the task
+
+    async def receive(self) -> Message:
+        if self.body_read:
+            return await self._receive()
+        message = await receive_by(self._receive, self.deadline)
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            self.body_read = True
+            if self.transport is not None and self.task is not None:
+                self.watcher = asyncio.create_task(self._watch())
+        return message
+
+    async def _watch(self) -> None:
+        """After the body: until the client leaves (or the answer ends, which also ends
+        uvicorn's `receive`)."""
+        message = await self._receive()
+        if message["type"] != "http.disconnect" or self.finished or self.gone:
+            return
+        self.lost()
+        if self.exchange.status is None and self.task is not None and _sleeping(self.task):
+            self.cancelled = True
+            self.task.cancel()
+
+    def stopped_for_leaving(self) -> bool:
+        """On a CancelledError: whether it was the watcher's (the task is then uncancelled
+        and the request ends as the client's leaving), not someone else's as well."""
+        if not self.cancelled or self.task is None:
+            return False
+        self.cancelled = False
+        return self.task.uncancel() == 0
+
+    def lost(self, *, by_server: bool = False) -> None:
+        """The connection is gone before the answer: nothing more is sent on it."""
+        self.gone = True
+        if by_server or cut_by_server(self.scope):
+            self.exchange.dropped = True
+        elif not self.exchange.dropped:
+            self.exchange.client_left = True
+
+    async def send(self, message: Message) -> None:
+        if self.gone:
+            return
+        transport = self.transport
+        if transport is not None and transport.is_closing() and not self.exchange.dropped:
+            self.lost()  # the client left, or uvicorn answered and closed it itself
+            return
+        if message["type"] == "http.response.start":
+            self.exchange.status = message["status"]
+            if self.exchange.warnings:
+                header = warnings_header(self.exchange.warnings).encode()
+                message = {
+                    **message,
+                    "headers": [*message["headers"], (b"x-mock-warnings", header)],
+                }
+        elif not message.get("more_body") and not self.recorded:
+            self.finished = True
+            self.record()
+        try:
+            await self._send(message)
+        except Exception:
+            if transport is None:
+                raise
+            self._refused(transport)
+
+    def _refused(self, transport: asyncio.BaseTransport) -> None:
+        """The server refused a message of the answer: on a connection closed meanwhile,
+        the client's leaving; on an open one, a failure of the mock, and the connection
+        closed (no more of the answer can be sent)."""
+        if transport.is_closing():
+            logger.debug("the server refused an answer to a closed connection", exc_info=True)
+            self.lost()
+            return
+        logger.exception("the server refused the answer to %s", self.scope["path"])
+        self.exchange.exception = traceback.format_exc()
+        self.exchange.dropped = self.gone = True
+        transport.close()
+
+    async def answer(self, error: ApiError) -> None:
+        await error_response(self.scope, error)(self.scope, self.receive, self.send)
+
+    def record(self) -> None:
+        self.recorded = True
+        self._record(self.scope, self.exchange)
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.cancel()
+        if not self.recorded:
+            self.record()
 
 
 def exchange_of(request: Request) -> Exchange:

@@ -73,7 +73,9 @@ class Renderer:
                     raise self._busy()
                 future = self._pool.submit(self._render, key, draw)
                 self._pending[key] = future
-        return await asyncio.wrap_future(future)
+        # Shielded: a request that gives up (its client left) must not cancel a render that
+        # other requests wait on, or that has not started yet and would then never run.
+        return await asyncio.shield(asyncio.wrap_future(future))
 
     def _render(self, key: Hashable, draw: Callable[[], bytes]) -> bytes:
         started = time.perf_counter()

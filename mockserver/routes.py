@@ -27,7 +27,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 ADMIN = ("admin_forbidden", "unknown_parameter")  # every admin route: the guard, ?unknown=
 FILTERS = ("invalid_value",)  # ?status=, ?limit= that are not whole numbers
-BODY = ("unsupported_media_type", "request_too_large", "invalid_json")
+BODY = ("unsupported_media_type", "request_too_large", "invalid_json", "request_timeout")
 GENERATIONS = "/v1/images/generations"
 
 

@@ -10,7 +10,14 @@ from mockserver.app import create_app
 from mockserver.config import MockConfig
 from mockserver.faults import QueuedFault
 from mockserver.journal import RequestRecord
-from mockserver.serving import ServeOptions, ThreadServer, base_url, bind_socket
+from mockserver.serving import (
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    ServeOptions,
+    ThreadServer,
+    base_url,
+    bind_socket,
+)
 from mockserver.state import MockState
 
 DEFAULT_API_KEY = "sk-jimeng-mock"
@@ -23,7 +30,9 @@ class MockServer:
     wants) and `.api_key` say how to reach it. Options are `MockConfig`'s fields; `http`
     picks uvicorn's HTTP parser ("auto": httptools where installed, "h11", "httptools"), and
     `access_log` turns on uvicorn's line per request (off, as on the command line: the journal
-    has every request).
+    has every request). `read_timeout` (seconds, None: none), `shutdown_timeout` (seconds) and
+    `limit_concurrency` are the command's `--read-timeout`, `--shutdown-timeout` (how long
+    `stop()` lets answers in progress finish before it cuts them) and `--limit-concurrency`.
     """
 
     def __init__(
@@ -35,6 +44,9 @@ class MockServer:
         log_level: str = "warning",
         http: str = "auto",
         access_log: bool = False,
+        read_timeout: float | None = DEFAULT_READ_TIMEOUT,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        limit_concurrency: int | None = None,
         **options: Any,
     ) -> None:
         if config is not None and options:
@@ -51,7 +63,13 @@ class MockServer:
         self._server = ThreadServer(
             self.app,
             ServeOptions(
-                http=http, log_level=log_level, access_log=access_log, uvicorn_logging=False
+                http=http,
+                log_level=log_level,
+                access_log=access_log,
+                uvicorn_logging=False,
+                read_timeout=read_timeout,
+                shutdown_timeout=shutdown_timeout,
+                limit_concurrency=limit_concurrency,
             ),
         )
 

@@ -10,13 +10,19 @@ tests/test_serving.py, so a uvicorn release that moves it fails there and not in
   in-thread server that stops at once, and the ready line printed once the socket serves;
 - `receive` being a bound method of the HTTP request cycle, which holds the connection's
   asyncio transport as `.transport` and marks `.disconnected` when it is lost (in both
-  `uvicorn.protocols.http.h11_impl` and `httptools_impl`): the `disconnect` fault.
+  `uvicorn.protocols.http.h11_impl` and `httptools_impl`): the `disconnect` fault;
+- the protocol objects in `.server_state.connections`: their `.transport`, `.cycle` (None
+  until a request's headers are in; its `.scope` and `.response_complete`) and
+  `.timeout_keep_alive_task` (set while the connection idles between requests): the read
+  timeout of requests that do not start, and the connections cut at the end of a shutdown;
+- `h11_impl.H11Protocol.send_400_response`, overridden (no second answer, see
+  `_H11Protocol`), and `Server._captured_signals`, emptied (a stop on a signal exits 0).
 
 Contents: `bind_socket` and `base_url`; `ServeOptions` (what the command line lets a user
 choose); `serve` (this process, until SIGINT/SIGTERM); `ThreadServer` (a background thread,
-for `MockServer`); `serve_workers` (N processes on one socket, supervised); and
-`KeepTransport` (or `keep_transport`), `transport_of` and `drop_connection` (closing a
-connection with no answer).
+for `MockServer`); the timeouts (`read_timeout_of`, `cut_by_server`); `serve_workers` (N
+processes on one socket, supervised); and `KeepTransport` (or `keep_transport`),
+`transport_of` and `drop_connection` (closing a connection with no answer).
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ import contextlib
 import ctypes
 import dataclasses
 import gc
+import importlib.util
+import math
 import multiprocessing
 import os
 import signal
@@ -38,14 +46,23 @@ from multiprocessing.connection import Connection, wait
 from types import FrameType
 from typing import Any, cast
 
+import h11
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http import h11_impl
 
 HTTP_CHOICES = ("auto", "h11", "httptools")
 LOOP_CHOICES = ("auto", "asyncio", "uvloop")
 
 # The scope key `KeepTransport` stores the connection's transport under.
 TRANSPORT = "jimeng.transport"
+# The scope keys of the read timeout (seconds) the server serves with, and of a request the
+# server cut at the end of a shutdown.
+READ_TIMEOUT = "jimeng.read_timeout"
+CUT = "jimeng.cut"
+
+DEFAULT_READ_TIMEOUT = 30.0
+DEFAULT_SHUTDOWN_TIMEOUT = 3.0
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -80,6 +97,18 @@ class ServeOptions:
     `forwarded_allow_ips` (uvicorn's default: loopback) stand for the client's scheme and
     address, and so change the returned image URLs. Off by default: on a shared machine any
     local process could otherwise rewrite them; `--public-url` sets the URL base instead.
+
+    `read_timeout` (seconds; None: no limit): a connection whose request headers have not
+    all arrived that long after it opened (or after the client started sending the next
+    request on it) is closed; a body that has not all arrived that long after its headers is
+    answered 408 by the app (`scope["jimeng.read_timeout"]` tells it). A connection idle
+    between requests is uvicorn's keep-alive timeout's.
+
+    `shutdown_timeout` (seconds): on SIGINT/SIGTERM (or `ThreadServer.stop`) answers in
+    progress may finish for that long; then the connections still open are cut.
+
+    `limit_concurrency`: uvicorn's; past that many connections or requests at once, new
+    requests get uvicorn's own `503 text/plain`.
     """
 
     http: str = "auto"
@@ -89,48 +118,199 @@ class ServeOptions:
     uvicorn_logging: bool = True
     proxy_headers: bool = False
     forwarded_allow_ips: str | None = None
+    read_timeout: float | None = DEFAULT_READ_TIMEOUT
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    limit_concurrency: int | None = None
 
     def __post_init__(self) -> None:
         if self.http not in HTTP_CHOICES:
             raise ValueError(f"http must be one of {', '.join(HTTP_CHOICES)}, not {self.http!r}")
         if self.loop not in LOOP_CHOICES:
             raise ValueError(f"loop must be one of {', '.join(LOOP_CHOICES)}, not {self.loop!r}")
+        if self.read_timeout is not None and not self.read_timeout > 0:
+            raise ValueError(f"read_timeout must be above 0 seconds, not {self.read_timeout!r}")
+        if not self.shutdown_timeout >= 0:
+            raise ValueError(f"shutdown_timeout must be 0 or more, not {self.shutdown_timeout!r}")
+        if self.limit_concurrency is not None and self.limit_concurrency < 1:
+            raise ValueError(f"limit_concurrency must be at least 1, not {self.limit_concurrency}")
 
     def config(self, app: ASGIApp) -> uvicorn.Config:
         extra: dict[str, Any] = {} if self.uvicorn_logging else {"log_config": None}
+        if self.read_timeout is not None:
+            app = _ReadTimeoutScope(app, self.read_timeout)
         return uvicorn.Config(
             app,
-            http=self.http,
+            http=_protocol(self.http),
             loop=self.loop,
             log_level=self.log_level,
             access_log=self.access_log,
             proxy_headers=self.proxy_headers,
             forwarded_allow_ips=self.forwarded_allow_ips,
+            limit_concurrency=self.limit_concurrency,
+            # Only a backstop: `_Server` cuts what is left once `shutdown_timeout` is up, so
+            # uvicorn need not cancel the tasks (which logs a traceback for each).
+            timeout_graceful_shutdown=math.ceil(self.shutdown_timeout) + 1,
             lifespan="off",
             **extra,
         )
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server, calling `on_started` once its sockets serve."""
+def _protocol(http: str) -> str | type[asyncio.Protocol]:
+    """uvicorn's `http` option: h11 (`auto` without httptools) as `_H11Protocol`."""
+    if http == "h11" or (http == "auto" and importlib.util.find_spec("httptools") is None):
+        return _H11Protocol
+    return http
 
-    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
-        super().__init__(config)
+
+class _H11Protocol(h11_impl.H11Protocol):
+    """uvicorn's h11 protocol, which answers bytes it cannot parse with a 400 of its own.
+    When the app has already answered (it need not read a body to refuse the request), h11
+    can send no second answer: uvicorn's attempt raised inside `data_received`, and asyncio
+    logged it as a fatal error of the transport. Here the connection is closed instead."""
+
+    def send_400_response(self, msg: str) -> None:
+        try:
+            super().send_400_response(msg)
+        except h11.LocalProtocolError:
+            self.transport.close()
+
+
+class _ReadTimeoutScope:
+    """ASGI middleware: `scope["jimeng.read_timeout"]`, for the app to time its body reads."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[READ_TIMEOUT] = self.seconds
+        await self.app(scope, receive, send)
+
+
+def read_timeout_of(scope: Scope) -> float | None:
+    """The read timeout the request is served with; None under no server of this module."""
+    seconds: float | None = scope.get(READ_TIMEOUT)
+    return seconds
+
+
+def cut_by_server(scope: Scope) -> bool:
+    """Whether the server closed the request's connection, at the end of its shutdown."""
+    return bool(scope.get(CUT))
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server with the options' timeouts, calling `on_started` once its sockets
+    serve: connections whose request does not start within the read timeout are closed,
+    and those still open when a shutdown's time is up are cut."""
+
+    def __init__(
+        self,
+        options: ServeOptions,
+        app: ASGIApp,
+        on_started: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(options.config(app))
+        self.options = options
         self._on_started = on_started
+        self._watchers: list[asyncio.Task[None]] = []
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        if self.started and not self.should_exit:
+        if not self.started:
+            return
+        if self.options.read_timeout is not None:
+            reaper = _close_unstarted(self.server_state, self.options.read_timeout)
+            self._watchers.append(asyncio.create_task(reaper))
+        if not self.should_exit and self._on_started is not None:
             self._on_started()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        cutter = _cut_after(self.server_state, self.options.shutdown_timeout)
+        self._watchers.append(asyncio.create_task(cutter))
+        try:
+            await super().shutdown(sockets)
+        finally:
+            self._stop_watching()
+            # A stop on SIGINT or SIGTERM is the normal end, with exit status 0: uvicorn
+            # would raise the signal again once it has stopped (SIGINT: a KeyboardInterrupt
+            # traceback; SIGTERM: death by the signal).
+            self._captured_signals.clear()
+
+    def _stop_watching(self) -> None:
+        for task in self._watchers:
+            task.cancel()
+        self._watchers.clear()
+
+
+_IDLE = object()  # the state of a connection no request has started on
+
+
+def _awaiting_headers(connection: object) -> object | None:
+    """What a connection waits for the headers of: a marker that stays the same while it
+    waits for the same request, or None when it waits for no request headers (a request is
+    being answered, it idles under uvicorn's keep-alive timeout, it is closing, or it is no
+    HTTP/1 connection of uvicorn's).
+
+    Once an answer is complete, uvicorn arms its keep-alive timer, and disarms it as bytes
+    come: of the next request, or the rest of a body the app answered without reading.
+    Either way the read timeout counts from then, so such a connection, idle again with no
+    timer, is closed after the read timeout too (uvicorn alone would keep it for ever)."""
+    transport = getattr(connection, "transport", None)
+    if transport is None or transport.is_closing():
+        return None
+    if getattr(connection, "timeout_keep_alive_task", None) is not None:
+        return None
+    cycle = getattr(connection, "cycle", _IDLE)
+    if cycle is _IDLE:
+        return None
+    if cycle is None:
+        return _IDLE
+    return cycle if getattr(cycle, "response_complete", False) else None
+
+
+async def _close_unstarted(state: Any, timeout: float) -> None:
+    """Close, every tick, the connections that have waited `timeout` s for the headers of
+    the same request (nothing sent, or part of the headers)."""
+    period = min(1.0, max(0.02, timeout / 5))
+    waiting: dict[object, tuple[object, float]] = {}
+    while True:
+        await asyncio.sleep(period)
+        now = time.monotonic()
+        still: dict[object, tuple[object, float]] = {}
+        for connection in list(state.connections):
+            marker = _awaiting_headers(connection)
+            if marker is None:
+                continue
+            seen = waiting.get(connection)
+            since = seen[1] if seen is not None and seen[0] is marker else now
+            if now - since >= timeout:
+                connection.transport.close()
+            else:
+                still[connection] = (marker, since)
+        waiting = still
+
+
+async def _cut_after(state: Any, seconds: float) -> None:
+    """Once a shutdown has waited `seconds`: close every connection still open, marking the
+    requests still being read or answered as cut (`cut_by_server`), so their apps end."""
+    await asyncio.sleep(seconds)
+    for connection in list(state.connections):
+        cycle = getattr(connection, "cycle", None)
+        if cycle is not None and not cycle.response_complete:
+            cycle.scope[CUT] = True
+        transport = getattr(connection, "transport", None)
+        if transport is not None:
+            transport.close()
 
 
 def serve(
     app: ASGIApp, sock: socket.socket, options: ServeOptions, on_ready: Callable[[], None]
 ) -> None:
     """Serve `app` on `sock` in this process until SIGINT or SIGTERM; `on_ready()` once it
-    serves. uvicorn shuts down gracefully and then re-raises the signal it got."""
+    serves. It shuts down gracefully (within `options.shutdown_timeout`) and returns."""
     _settle()
-    _Server(options.config(app), on_ready).run(sockets=[sock])
+    _Server(options, app, on_ready).run(sockets=[sock])
 
 
 def _settle() -> None:
@@ -141,7 +321,7 @@ def _settle() -> None:
     gc.freeze()
 
 
-class _PromptServer(uvicorn.Server):
+class _PromptServer(_Server):
     """uvicorn's server, stopped at once from another thread.
 
     uvicorn looks at `should_exit` every 0.1 s and then gives open connections 0.1 s more;
@@ -170,6 +350,7 @@ class _PromptServer(uvicorn.Server):
         if self.server_state.connections or self.server_state.tasks:
             await super().shutdown(sockets)
             return
+        self._stop_watching()
         for server in self.servers:
             server.close()
         for sock in sockets or []:
@@ -197,7 +378,7 @@ class ThreadServer:
         `sock` closed)."""
         if self.running:
             raise RuntimeError("the server is already running")
-        server = _PromptServer(self.options.config(self.app))
+        server = _PromptServer(self.options, self.app)
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True
         )
@@ -232,7 +413,7 @@ def serve_workers(
     on_ready: Callable[[], None],
     *,
     startup_timeout: float = 60.0,
-    stop_timeout: float = 10.0,
+    stop_timeout: float | None = None,
 ) -> int:
     """Serve on `sock` from `count` worker processes until SIGINT or SIGTERM; the exit code.
 
@@ -241,8 +422,9 @@ def serve_workers(
     of a module, and plain data) and serves it with uvicorn. `on_ready()` is called once
     every worker serves.
 
-    SIGINT or SIGTERM: each worker gets SIGTERM (uvicorn's graceful shutdown), those still
-    there after `stop_timeout` s are killed, and the exit code is 0.
+    SIGINT or SIGTERM: each worker gets SIGTERM (uvicorn's graceful shutdown, which cuts what
+    is still open after `options.shutdown_timeout`), those still there after `stop_timeout`
+    s (None: that shutdown timeout and 5 s more) are killed, and the exit code is 0.
 
     A worker that dies on its own is not restarted: the supervisor says so on stderr, stops
     the others the same way and exits 1. A mock for tests should fail loudly, not carry on
@@ -274,7 +456,8 @@ def serve_workers(
         finally:
             for conn in pending:
                 conn.close()
-            _stop_all(processes, stop_timeout)
+            limit = options.shutdown_timeout + 5.0 if stop_timeout is None else stop_timeout
+            _stop_all(processes, limit)
 
 
 def _start_worker(
@@ -398,7 +581,7 @@ def _worker_main(
         ready.send(True)
         ready.close()
 
-    _Server(options.config(app), started).run(sockets=[sock])
+    _Server(options, app, started).run(sockets=[sock])
 
 
 PR_SET_PDEATHSIG = 1

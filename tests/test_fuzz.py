@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -268,6 +269,27 @@ def test_bodies_over_the_limit_are_413() -> None:
             json={"fault": "rate_limit", "match": {"prompt": "a" * 70_000}},
         )
         assert response.status_code == 413
+
+
+def test_bodies_that_stop_coming_are_408() -> None:
+    """A body still incomplete --read-timeout after its headers, on both routes that read
+    one; the client pauses once, then ends its chunked body."""
+
+    def pausing(first: bytes) -> Iterator[bytes]:
+        yield first
+        time.sleep(0.8)
+
+    with MockServer(read_timeout=0.3) as slow:
+        for path, start in ((GENERATIONS, b'{"model": '), ("/__admin/faults", b'{"fault": ')):
+            response = send(
+                slow,
+                "POST",
+                path,
+                data=pausing(start),
+                headers={**auth(slow, path), **JSON},
+            )
+            assert response.status_code == 408, response.text
+            assert response.json()["error"]["code"] == "request_timeout"
 
 
 def test_keys_over_the_rate_limit_are_429() -> None:

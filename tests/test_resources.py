@@ -234,3 +234,24 @@ def test_created_now_moves_with_the_clock_for_a_repeated_body(
     monkeypatch.setattr("time.time", lambda: first + 100.5)
 
     assert generate(client).parse().created == first + 100
+
+
+def test_a_request_that_gives_up_on_a_queued_render_leaves_it_to_the_others() -> None:
+    """Cancelling one waiter (its client left) neither cancels the render nor leaves a
+    cancelled one behind for the next request of the same image."""
+    renderer = Renderer(concurrency=1, queue=4, cache_bytes=1 << 20)
+    release = threading.Event()
+
+    def slow() -> bytes:
+        release.wait(5)
+        return b"first"
+
+    async def scenario() -> list[bytes]:
+        busy = asyncio.ensure_future(renderer.png("a", slow))
+        waiter = asyncio.ensure_future(renderer.png("b", lambda: b"second"))
+        await asyncio.sleep(0.05)  # "b" waits behind "a" in the one-thread pool
+        waiter.cancel()
+        release.set()
+        return [await busy, await renderer.png("b", lambda: b"second")]
+
+    assert asyncio.run(scenario()) == [b"first", b"second"]

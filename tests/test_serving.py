@@ -11,10 +11,11 @@ import importlib.util
 import inspect
 import logging
 import re
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
@@ -26,16 +27,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http import h11_impl, httptools_impl
 
 from mockserver.serving import (
+    _IDLE,
     TRANSPORT,
     KeepTransport,
     ServeOptions,
     ThreadServer,
+    _awaiting_headers,
+    _H11Protocol,
     _PromptServer,
     _Server,
     base_url,
     bind_socket,
+    cut_by_server,
     drop_connection,
     keep_transport,
+    read_timeout_of,
     transport_of,
 )
 
@@ -287,3 +293,124 @@ def test_workers_that_fail_to_start_fail_the_supervisor() -> None:
     assert result.returncode == 1, result.stderr
     assert "ready" not in result.stdout
     assert "exited with code 1 before serving; stopping" in result.stderr
+
+
+# ---------------------------------------------------------------- timeouts and shutdown
+
+
+def test_uvicorn_has_the_options_and_the_signals_serving_uses() -> None:
+    """`ServeOptions.config` passes these; `_Server.shutdown` empties `_captured_signals`,
+    which uvicorn raises again once it has stopped; `_H11Protocol` overrides this method."""
+    config = inspect.signature(uvicorn.Config).parameters
+    for name in ("limit_concurrency", "timeout_graceful_shutdown", "timeout_keep_alive", "http"):
+        assert name in config, name
+    fresh = uvicorn.Server(uvicorn.Config(hello, log_config=None, lifespan="off"))
+    assert fresh._captured_signals == []
+    assert "self._captured_signals" in inspect.getsource(uvicorn.Server.capture_signals)
+    assert parameters(h11_impl.H11Protocol.send_400_response) == ["self", "msg"]
+    h11_config = ServeOptions(http="h11").config(hello)
+    h11_config.load()
+    assert h11_config.http_protocol_class is _H11Protocol
+    assert h11_config.timeout_graceful_shutdown == 4  # the backstop: 3 s, and 1 more
+
+
+class Held:
+    """An app that answers `/hold` when `release` is set, and keeps the scopes it saw."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.scopes: list[Scope] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        self.scopes.append(scope)
+        if scope["path"] == "/hold":
+            while not self.release.is_set() and not cut_by_server(scope):
+                await asyncio.sleep(0.01)
+        await text(send, f"{read_timeout_of(scope)}")
+
+
+def connections(server: ThreadServer) -> list[object]:
+    assert server._server is not None
+    return list(server._server.server_state.connections)
+
+
+def one_connection(server: ThreadServer) -> object:
+    deadline = time.monotonic() + 5
+    while len(found := connections(server)) != 1:
+        assert time.monotonic() < deadline, found
+        time.sleep(0.01)
+    return found[0]
+
+
+def eventually(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("http", PARSERS)
+def test_what_the_read_timeout_sees_of_uvicorn_connections(http: str) -> None:
+    """`_awaiting_headers` reads `.transport`, `.cycle` (and its `.response_complete`) and
+    `.timeout_keep_alive_task` of uvicorn's protocols; a long read timeout, so that none of
+    these connections is closed while the test looks at them."""
+    app = Held()
+    options = ServeOptions(http=http, log_level="warning", uvicorn_logging=False, read_timeout=60)
+    sock = bind_socket("127.0.0.1", 0)
+    server = ThreadServer(app, options)
+    assert server.start(sock, name="test-timeouts")
+    try:
+        with socket.create_connection(sock.getsockname(), timeout=5) as raw:
+            connection = one_connection(server)
+            assert _awaiting_headers(connection) is _IDLE  # nothing sent
+            raw.sendall(b"GET /hold HTTP/1.1\r\nHost: x\r\n")
+            time.sleep(0.1)
+            assert _awaiting_headers(connection) is _IDLE  # part of the headers
+            raw.sendall(b"\r\n")
+            eventually(lambda: len(app.scopes) == 1)
+            assert _awaiting_headers(connection) is None  # being answered
+            app.release.set()
+            answer = b""
+            while not answer.endswith(b"0\r\n\r\n"):  # chunked: no Content-Length
+                answer += raw.recv(4096)
+            assert b"\r\n60\r\n" in answer  # the read timeout, in the scope
+            eventually(lambda: _awaiting_headers(connection) is None)  # idle: keep-alive's
+            raw.sendall(b"GET /ok HT")
+            eventually(lambda: _awaiting_headers(connection) not in (None, _IDLE))
+            marker = _awaiting_headers(connection)
+            raw.sendall(b"TP/1.1\r\nHost")
+            time.sleep(0.1)
+            assert _awaiting_headers(connection) is marker  # still the same request's
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("http", PARSERS)
+def test_a_shutdown_cuts_what_is_still_open_when_its_time_is_up(http: str) -> None:
+    """`_cut_after` marks the scope the app has (uvicorn's cycle's `.scope`) and closes."""
+    app = Held()
+    options = ServeOptions(
+        http=http, log_level="warning", uvicorn_logging=False, shutdown_timeout=0.3
+    )
+    sock = bind_socket("127.0.0.1", 0)
+    server = ThreadServer(app, options)
+    assert server.start(sock, name="test-cut")
+    with socket.create_connection(sock.getsockname(), timeout=5) as raw:
+        raw.sendall(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+        eventually(lambda: len(app.scopes) == 1)
+        began = time.monotonic()
+        server.stop()
+        assert time.monotonic() - began < 1.5
+        assert cut_by_server(app.scopes[0])
+        assert raw.recv(4096) == b""  # cut: no answer
+
+
+def test_serve_options_refuse_timeouts_that_are_none() -> None:
+    for field, value in (("read_timeout", 0), ("read_timeout", -1), ("shutdown_timeout", -1)):
+        with pytest.raises(ValueError, match=field):
+            ServeOptions(**{field: value})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="limit_concurrency"):
+        ServeOptions(limit_concurrency=0)
+    assert ServeOptions(read_timeout=None).read_timeout is None
