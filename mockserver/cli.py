@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ from mockserver.app import create_app
 from mockserver.config import (
     DEFAULT_CREATED,
     DEFAULT_IMAGE_CACHE_MB,
+    DEFAULT_JOURNAL_MB,
     DEFAULT_JOURNAL_SIZE,
     DEFAULT_MAX_BODY,
     DEFAULT_RENDER_CONCURRENCY,
@@ -24,6 +26,8 @@ from mockserver.config import (
 )
 from mockserver.errors import ConfigError
 from mockserver.serving import (
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_SHUTDOWN_TIMEOUT,
     HTTP_CHOICES,
     LOOP_CHOICES,
     ServeOptions,
@@ -106,6 +110,7 @@ def _serving_options(group: argparse._ArgumentGroup) -> None:
         help="require this token in X-Admin-Token on /__admin/ routes; needed to use them "
         "when --host is not a loopback address",
     )
+    _limit_options(add)
 
 
 def _proxy_options(add: Callable[..., Any]) -> None:
@@ -121,6 +126,57 @@ def _proxy_options(add: Callable[..., Any]) -> None:
         help="comma-separated addresses (or *) whose X-Forwarded-* headers are believed; "
         "implies --proxy-headers (default: 127.0.0.1)",
     )
+
+
+def _limit_options(add: Callable[..., Any]) -> None:
+    add(
+        "--read-timeout",
+        type=_seconds(above_zero=True),
+        default=DEFAULT_READ_TIMEOUT,
+        metavar="SECONDS",
+        help="a request's headers must arrive within this, and its body within this after "
+        "them (else 408 request_timeout); a connection that sends nothing, or part of the "
+        "headers, is closed (default: %(default)g)",
+    )
+    add(
+        "--limit-concurrency",
+        type=_at_least_one,
+        metavar="N",
+        help="past N connections or requests at once, answer new requests with uvicorn's "
+        "503 (default: no limit)",
+    )
+    add(
+        "--shutdown-timeout",
+        type=_seconds(above_zero=False),
+        default=DEFAULT_SHUTDOWN_TIMEOUT,
+        metavar="SECONDS",
+        help="on SIGTERM or SIGINT, answers in progress may finish for this long; then the "
+        "connections still open are cut (default: %(default)g)",
+    )
+
+
+def _seconds(*, above_zero: bool) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = math.nan
+        if not (seconds > 0 if above_zero else seconds >= 0) or math.isinf(seconds):
+            least = "above 0" if above_zero else "0 or more"
+            raise argparse.ArgumentTypeError(f"expected seconds {least}, not {value!r}")
+        return seconds
+
+    return parse
+
+
+def _at_least_one(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {value!r}")
+    return number
 
 
 def _contract_options(group: argparse._ArgumentGroup) -> None:
@@ -158,8 +214,8 @@ def _contract_options(group: argparse._ArgumentGroup) -> None:
     )
     add(
         "--secret",
-        default=DEFAULT_SECRET,
-        help="key that signs image URLs; URLs stay valid across restarts with the same one",
+        help=f"key that signs image URLs; URLs stay valid across restarts with the same one "
+        f"(default: {DEFAULT_SECRET!r} on loopback; beyond it, a random one made at start-up)",
     )
     add(
         "--max-body",
@@ -220,6 +276,14 @@ def _resource_options(group: argparse._ArgumentGroup) -> None:
         help="requests the journal keeps, newest first (default: %(default)s)",
     )
     add(
+        "--journal-mb",
+        type=int,
+        default=DEFAULT_JOURNAL_MB,
+        metavar="MB",
+        help="memory the journal may take, per worker: past it the oldest requests go; long "
+        "strings of a body are kept as excerpts (default: %(default)s)",
+    )
+    add(
         "--render-concurrency",
         type=int,
         default=DEFAULT_RENDER_CONCURRENCY,
@@ -264,6 +328,7 @@ def config_from(args: argparse.Namespace) -> MockConfig:
         secret=args.secret,
         max_body=args.max_body,
         journal_size=args.journal_size,
+        journal_mb=args.journal_mb,
         fixtures=args.fixtures,
         fault_catalogue=args.fault_catalogue,
         latency_ms=args.latency,
@@ -279,6 +344,15 @@ def config_from(args: argparse.Namespace) -> MockConfig:
     )
 
 
+def worker_argv(argv: list[str], args: argparse.Namespace, config: MockConfig) -> list[str]:
+    """The options each worker builds its app from: with the random secret this process made
+    (bound beyond loopback without --secret), so that every worker signs URLs alike. Workers
+    get them pickled through a pipe, never on a command line that `ps` shows."""
+    if args.secret is None and config.secret is not None:
+        return [*argv, "--secret", config.secret]
+    return argv
+
+
 def worker_app(argv: Sequence[str]) -> Starlette:
     """The app of one worker process, from the options the command was started with."""
     return create_app(config_from(build_parser().parse_args(argv)))
@@ -292,6 +366,9 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
         access_log=args.access_log,
         proxy_headers=args.proxy_headers or args.forwarded_allow_ips is not None,
         forwarded_allow_ips=args.forwarded_allow_ips,
+        read_timeout=args.read_timeout,
+        shutdown_timeout=args.shutdown_timeout,
+        limit_concurrency=args.limit_concurrency,
     )
 
 
@@ -312,7 +389,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # Built here with one worker or several: a bad option or data file is one line and
         # exit 2 before anything listens, not an error in each worker.
-        app = create_app(config_from(args))
+        config = config_from(args)
+        app = create_app(config)
     except ConfigError as exc:
         print(f"jimeng-mock: {exc}", file=sys.stderr)
         return 2
@@ -333,8 +411,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.workers > 1:
             # Each worker builds its own app from the same options; image URLs are signed,
             # not stored, so any worker serves any URL. The journal is each worker's own.
+            handed = worker_argv(argv, args, config)
             return serve_workers(
-                sock, args.workers, worker_app, (argv,), serve_options(args), ready
+                sock, args.workers, worker_app, (handed,), serve_options(args), ready
             )
         serve(app, sock, serve_options(args), ready)
     return 0

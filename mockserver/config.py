@@ -6,24 +6,28 @@ import functools
 import ipaddress
 import json
 import os
+import re
+import secrets
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError, validators
 from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from mockserver.errors import ConfigError
+from mockserver.matching import ecma_anchors
 
 DEFAULT_CREATED = 1735689600  # the API document's example timestamp
 DEFAULT_SECRET = "jimeng-mockserver"
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_JOURNAL_SIZE = 1000
+DEFAULT_JOURNAL_MB = 32  # journal.DEFAULT_MAX_BYTES
 DEFAULT_RENDER_CONCURRENCY = min(4, os.cpu_count() or 1)
 DEFAULT_RENDER_QUEUE = 64
 DEFAULT_IMAGE_CACHE_MB = 32
@@ -55,10 +59,39 @@ def _schemas() -> Registry[Any]:
 
 
 @functools.cache
+def _ecma_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(ecma_anchors(pattern))
+
+
+def _ecma_pattern(
+    validator: Any, pattern: str, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# JSON Schema's `pattern` is ECMA-262, where `$` is the very end of the text; jsonschema checks
+# it with Python's `re`, where `$` also matches before a final newline, which would let a header
+# value "ok\n" or a size "1024*1024\n" through. Every schema of the mock is checked with this.
+EcmaValidator = validators.extend(  # type: ignore[no-untyped-call]
+    Draft202012Validator, validators={"pattern": _ecma_pattern}
+)
+
+
+@functools.cache
 def schema_validator(name: str) -> Draft202012Validator:
-    """A validator of the schema file `name` in data_dir(), its `$ref`s to other files resolved."""
+    """A validator of the schema file `name` in data_dir(), its `$ref`s to other files resolved,
+    with ECMA-262 patterns (see `EcmaValidator`)."""
     schema = json.loads((data_dir() / name).read_text(encoding="utf-8"))
-    return Draft202012Validator(schema, registry=_schemas())
+    validator: Draft202012Validator = EcmaValidator(schema, registry=_schemas())
+    return validator
+
+
+@functools.cache
+def random_secret() -> str:
+    """The secret of a mock bound beyond loopback without one: random, made once per process
+    (the command hands its own to its workers), so every such mock of a process is alike."""
+    return secrets.token_hex(32)
 
 
 def data_dir() -> Path:
@@ -77,9 +110,11 @@ class MockConfig:
     strict: bool = False
     sizes: Path | None = None
     errors: Path | None = None
-    secret: str = DEFAULT_SECRET
+    # None (not given): DEFAULT_SECRET on loopback; beyond it, `random_secret()`.
+    secret: str | None = field(default=None, repr=False)
     max_body: int = DEFAULT_MAX_BODY
     journal_size: int = DEFAULT_JOURNAL_SIZE
+    journal_mb: int = DEFAULT_JOURNAL_MB
     fixtures: Path | None = None
     fault_catalogue: Path | None = None
     latency_ms: int | tuple[int, int] = (0, 0)
@@ -113,7 +148,10 @@ class MockConfig:
                 )
             object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
 
-        if not self.secret:
+        if self.secret is None and not self.loopback:
+            # Anyone can sign URLs with the public default: an exposed mock would draw them.
+            object.__setattr__(self, "secret", random_secret())
+        if self.secret is not None and not self.secret:
             raise ConfigError("secret must not be empty")
         if isinstance(self.max_body, bool) or not isinstance(self.max_body, int):
             raise ConfigError(f"max body must be a number of bytes, not {self.max_body!r}")
@@ -124,6 +162,7 @@ class MockConfig:
             if value is not None:
                 object.__setattr__(self, name, Path(value))
         _check_count("journal size", self.journal_size, minimum=1)
+        _check_count("journal MB", self.journal_mb, minimum=1)
         if self.rpm is not None:
             _check_count("rpm", self.rpm, minimum=1)
         if self.seed is not None:

@@ -6,9 +6,9 @@ import copy
 import difflib
 import functools
 import hashlib
+import itertools
 import json
-import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,34 +17,28 @@ from jsonschema import Draft202012Validator, ValidationError, validators
 from jsonschema.exceptions import SchemaError
 
 from mockserver.compiled import compile_fast
+from mockserver.config import EcmaValidator
 from mockserver.errors import ApiError, ConfigError
 from mockserver.journal import ContractWarning
-from mockserver.matching import ecma_anchors
 from mockserver.sizes import SizeTable
 
 REQUEST_SCHEMA = "images-generations.request.json"
 WARNINGS = "warnings.json"
 WARNING_CODES = frozenset({"unknown_field", "ignored_field", "size_overrides_ratio"})
-
-
-@functools.cache
-def _compile(pattern: str) -> re.Pattern[str]:
-    return re.compile(ecma_anchors(pattern))
-
-
-def _pattern(
-    validator: Any, pattern: str, instance: Any, schema: Mapping[str, Any]
-) -> Iterator[ValidationError]:
-    if validator.is_type(instance, "string") and not _compile(pattern).search(instance):
-        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+# A body of 90,000 unknown fields must cost about what its bytes do: "Did you mean" (difflib,
+# slow) is looked for in the first SUGGESTED unknown fields only, and a request has at most
+# MAX_WARNINGS warnings (as many as the journal keeps): past that, one counts the fields left.
+SUGGESTED = 20
+MAX_WARNINGS = 100
 
 
 # JSON Schema counts 2.0 as an integer; the mock does not, as a typed upstream would not.
 _TYPES = Draft202012Validator.TYPE_CHECKER.redefine(
     "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
 )
+# Patterns are ECMA-262's, as in every schema of the mock (config.EcmaValidator).
 RequestValidator = validators.extend(  # type: ignore[no-untyped-call]
-    Draft202012Validator, validators={"pattern": _pattern}, type_checker=_TYPES
+    EcmaValidator, type_checker=_TYPES
 )
 
 _JSON_TYPES = {
@@ -130,6 +124,7 @@ class RequestContract:
             raise ConfigError(f"request schema is not valid JSON Schema: {exc}") from exc
         self.schema = schema
         self.sizes = sizes
+        self._strict = strict
         self.optional = frozenset(properties) - frozenset(schema["required"])
         self.models: tuple[str, ...] = tuple(properties["model"]["enum"])
         self.max_images_total: int = schema["x-max-images-total"]
@@ -155,25 +150,31 @@ class RequestContract:
     def warnings(self, body: Mapping[str, Any]) -> list[ContractWarning]:
         """What in a valid request the service would ignore, which is probably a mistake."""
         found: list[ContractWarning] = []
-        for name in body:
-            if name in self._field_order:
-                continue
+        known = self._field_order
+        sized = body.get("size") is not None
+        overridden = [n for n in ("ratio", "resolution") if sized and body.get(n) is not None]
+        extra = len(body) - sum(name in body for name in known)
+        budget = MAX_WARNINGS - len(overridden)
+        named = extra if extra <= budget else budget - 1
+        unknown = 0
+        for name in itertools.islice((n for n in body if n not in known), named):
             if name in self._ignored:
                 hint = self._ignored[name]
                 found.append(self._warning("ignored_field", name, f" {hint}" if hint else ""))
-            else:
-                guess = self._aliases.get(name) or next(
-                    iter(difflib.get_close_matches(name, self._field_order, n=1, cutoff=0.6)), None
-                )
-                found.append(
-                    self._warning(
-                        "unknown_field", name, f" Did you mean '{guess}'?" if guess else ""
-                    )
-                )
-        if body.get("size") is not None:
-            for name in ("ratio", "resolution"):
-                if body.get(name) is not None:
-                    found.append(self._warning("size_overrides_ratio", name, ""))
+                continue
+            unknown += 1
+            guess = self._aliases.get(name)
+            if guess is None and unknown <= SUGGESTED:
+                guess = next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.6)), None)
+            hint = f" Did you mean '{guess}'?" if guess else ""
+            found.append(self._warning("unknown_field", name, hint))
+        if extra > named:
+            message = (
+                f"{extra - named:,} more fields that are not fields of this API are ignored "
+                f"too (a warning each names the first {named})."
+            )
+            found.append(ContractWarning("unknown_field", None, message))
+        found += [self._warning("size_overrides_ratio", name, "") for name in overridden]
         return found
 
     def _warning(self, code: str, param: str, hint: str) -> ContractWarning:
@@ -181,8 +182,13 @@ class RequestContract:
         return ContractWarning(code, param, message)
 
     def without_nulls(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        """The body as validated: an optional field sent as null counts as absent."""
-        return {k: v for k, v in request.items() if v is not None or k not in self.optional}
+        """The body as validated: an optional field sent as null counts as absent. (The optional
+        fields are looked up, not every field: 90,000 unknown ones cost one copy.)"""
+        body = dict(request)
+        for name in self.optional:
+            if name in body and body[name] is None:
+                del body[name]
+        return body
 
     def fast_accepts(self, body: Mapping[str, Any]) -> bool:
         """Whether the compiled validator takes `body` (False when there is none)."""
@@ -200,9 +206,9 @@ class RequestContract:
     def validate(self, request: Mapping[str, Any]) -> Generation:
         body = self.without_nulls(request)
         if not self.fast_accepts(body):
-            errors = list(self._validator.iter_errors(body))
-            if errors:
-                raise self._api_error(min(errors, key=self._rank))
+            error = self._reference_error(body)
+            if error is not None:
+                raise error
         n: int = body["n"]
         images: list[str] = body.get("image", [])
         if len(images) + n > self.max_images_total:
@@ -222,6 +228,18 @@ class RequestContract:
             images=tuple(images),
             response_format=body.get("response_format", "url"),
         )
+
+    def _reference_error(self, body: Mapping[str, Any]) -> ApiError | None:
+        """The error jsonschema finds in `body`, or None. With --strict, unknown fields are left
+        out of what it checks (it would sort them all for its message, which 90,000 of them
+        make slow): the first is the error, unless a field is missing, which ranks first."""
+        known = self._field_order
+        extra = next((name for name in body if name not in known), None) if self._strict else None
+        checked = body if extra is None else {k: body[k] for k in known if k in body}
+        errors = list(self._validator.iter_errors(checked))
+        if extra is not None and not any(str(e.validator) == "required" for e in errors):
+            return ApiError("unknown_parameter", param=param_path([extra]), known=self._known)
+        return self._api_error(min(errors, key=self._rank)) if errors else None
 
     def _rank(self, error: ValidationError) -> tuple[int, int, int]:
         # One error is reported: a missing field first, then an unknown one, then the first

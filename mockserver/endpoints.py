@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import hmac
 import json
 import math
 from typing import Any
@@ -22,6 +23,7 @@ from mockserver.images import ImageSpec, render_spec
 from mockserver.pipeline import DroppedConnection, Exchange, exchange_of
 from mockserver.plan import Asked, Plan
 from mockserver.state import MockState
+from mockserver.stubs import NO_BODY
 
 OWNER = "jimeng"
 
@@ -41,7 +43,10 @@ def authenticate(mock: MockState, headers: Headers) -> None:
     if scheme.lower() != "bearer" or not key:
         raise ApiError("invalid_api_key", detail="The Authorization header is not 'Bearer <key>'.")
     keys = mock.config.api_keys
-    if keys and key not in keys:
+    # Compared in constant time, with every configured key: no answer's timing tells how much
+    # of a key was right, nor which key matched.
+    given = key.encode()
+    if keys and not any([hmac.compare_digest(given, k.encode()) for k in keys]):
         shown = f"...{key[-4:]}" if len(key) > 8 else "****"
         raise ApiError("invalid_api_key", detail=f"Incorrect API key provided: {shown}.")
     limiter = mock.limiter
@@ -87,7 +92,7 @@ async def generate_images(request: Request) -> Response:
     exchange.stub = plan.stub.name if plan.stub else None
     headers = plan.fault.headers() if plan.fault else {}
     if plan.stub is not None:
-        headers["X-Mock-Stub"] = plan.stub.name
+        headers["X-Mock-Stub"] = plan.stub.x_mock_stub
     if plan.delay_ms:
         headers["X-Mock-Latency-Ms"] = str(round(plan.delay_ms))
         await asyncio.sleep(plan.delay_ms / 1000)
@@ -174,6 +179,8 @@ async def stub_answer(
     if stub.status >= 400 and isinstance(canned, dict) and isinstance(canned.get("error"), dict):
         exchange.error = str(canned["error"].get("code"))
         exchange.error_message = str(canned["error"].get("message"))
+    if stub.status in NO_BODY:  # the stub file cannot give one
+        return Response(status_code=stub.status, headers={**stub.headers, **headers})
     return JSONResponse(canned, status_code=stub.status, headers={**stub.headers, **headers})
 
 

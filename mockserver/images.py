@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import PIL
 from PIL import Image, ImageDraw, ImageFont
 
+from mockserver.config import DEFAULT_SECRET
 from mockserver.errors import ApiError
 
 # Bump when the drawing changes, so ETags of old bytes stop matching.
@@ -51,9 +52,11 @@ class ImageSigner:
 
     def __init__(
         self,
-        secret: str,
+        secret: str | None,
         issuable: Callable[[int, int], bool] = lambda w, h: max(w, h) <= MAX_SIDE,
     ) -> None:
+        # None is MockConfig's "not given" on loopback: the fixed default.
+        secret = DEFAULT_SECRET if secret is None else secret
         # HMAC-SHA256 (RFC 2104) with its two keyed hash states made once: a copy of each per
         # URL costs a third of an HMAC made afresh, as OpenSSL 3 looks the algorithm up anew.
         block = hashlib.sha256().block_size

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
@@ -22,6 +23,18 @@ _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)(?::([0-9]+))?\s*\}\}")
 _DATA = re.compile(r"\{\{\s*data\s*\}\}")
 _WHOLE_VALUE = {"data", "created"}
 _IN_TEXT = {"url", "prompt", "model", "created"}
+# What the server sets for each answer and connection (framing and hop-by-hop headers, RFC 9110
+# 7.6.1): a stub's own would contradict the body sent or the connection, and the client would
+# read a broken answer, or none.
+SERVER_HEADERS = frozenset(
+    {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te"}
+    | {"trailer", "proxy-connection"}
+)
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # a header name (RFC 9110 5.1)
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")  # no control characters, ASCII
+NO_BODY = frozenset({204, 304})  # statuses whose answers have no body
+# X-Mock-Stub carries the file name percent-encoded as UTF-8; these stay as they are.
+NAME_SAFE = "!#$&'()*+,;=@[]^`{}~"
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,12 @@ class Stub:
     body: Any
     url_count: int  # how many image URLs the body's placeholders use
     uses_data: bool  # whether the body has "{{data}}"
+
+    @property
+    def x_mock_stub(self) -> str:
+        """The file name as X-Mock-Stub carries it: percent-encoded UTF-8 (`猫.json` is
+        `%E7%8C%AB.json`), so any name is one safe header value."""
+        return quote(self.name, safe=NAME_SAFE)
 
     def matches(self, body: Mapping[str, Any], headers: Mapping[str, str]) -> bool:
         return matches_all(self.match_body, body) and matches_all(self.match_headers, headers)
@@ -89,20 +108,64 @@ def _check_placeholders(value: Any, where: str) -> int:
     return highest
 
 
-def load_stub(path: Path, validator: Draft202012Validator, faults: FaultCatalogue) -> Stub:
-    """One stub file, or ConfigError naming the file and what is wrong with it."""
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value")
+
+
+def _check_response(response: Any) -> None:
+    """Raise ValueError on what would break the answer on the wire: a header name that is not
+    an HTTP token, a value with a control character, a header the server sets itself, a body
+    with a status that has none. The schema says the first two as well; this names the header."""
+    if not isinstance(response, dict):
+        return
+    headers = response.get("headers")
+    for name, value in headers.items() if isinstance(headers, dict) else ():
+        if not _TOKEN.fullmatch(name):
+            raise ValueError(
+                f"response header {name!r}: a header name is letters, digits and "
+                "!#$%&'*+-.^_`|~ only"
+            )
+        if name.lower() in SERVER_HEADERS:
+            raise ValueError(
+                f"response header {name!r}: the server sets it for each answer and connection "
+                "(framing and hop-by-hop headers cannot come from a stub)"
+            )
+        if isinstance(value, str) and not _HEADER_VALUE.fullmatch(value):
+            raise ValueError(
+                f"response header {name!r}: the value {value!r} has a control character or a "
+                "character beyond ASCII, which a header value cannot carry"
+            )
+    if response.get("status") in NO_BODY and response.get("body") is not None:
+        raise ValueError(f"a {response['status']} answer has no body; leave out response.body")
+
+
+def _read(path: Path, validator: Draft202012Validator) -> Any:
+    """A stub file's JSON, checked against the schema: ConfigError naming the file if not."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        path.name.encode("utf-8")
+        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_not_json)
+    except UnicodeEncodeError:
+        raise ConfigError(f"stub {str(path)!r}: the file name is not UTF-8") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"stub {path}: cannot be read: {exc}") from exc
     except ValueError as exc:
         raise ConfigError(f"stub {path}: not valid JSON: {exc}") from exc
     if isinstance(data, dict) and ("fault" in data) == ("response" in data):
         raise ConfigError(f"stub {path}: give exactly one of 'fault' and 'response'")
+    try:
+        _check_response(data.get("response") if isinstance(data, dict) else None)
+    except ValueError as exc:
+        raise ConfigError(f"stub {path}: {exc}") from None
     error = best_match(validator.iter_errors(data))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "top level"
         raise ConfigError(f"stub {path}: at {where}: {error.message}")
+    return data
+
+
+def load_stub(path: Path, validator: Draft202012Validator, faults: FaultCatalogue) -> Stub:
+    """One stub file, or ConfigError naming the file and what is wrong with it."""
+    data = _read(path, validator)
     fault = None
     if data.get("fault") is not None:
         found = faults.get(data["fault"])

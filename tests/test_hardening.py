@@ -26,6 +26,7 @@ from starlette.routing import Route
 from mockserver import MockServer, create_app
 from mockserver.config import DEFAULT_SECRET
 from mockserver.images import ImageSigner, ImageSpec
+from mockserver.journal import as_recorded
 
 
 @pytest.fixture
@@ -167,7 +168,8 @@ def test_a_bad_value_is_a_4xx_naming_it_and_the_server_keeps_serving(
     # The SDK sent the value as the case says (true is not 1, "2" is not 2).
     sent = jimeng_mock.last_request
     assert sent is not None
-    assert json.dumps(sent.body, sort_keys=True) == json.dumps(body, sort_keys=True)
+    # Long strings are kept as excerpts (see the journal's bounds), so compare with those.
+    assert json.dumps(sent.body, sort_keys=True) == json.dumps(as_recorded(body), sort_keys=True)
     after = client.images.generate(**_sdk_call(VALID))
     assert after.data
     assert after.data[0].url
@@ -556,8 +558,11 @@ def test_many_unknown_fields_get_an_answer_a_client_can_read(
     assert response.status_code == 200
     assert len(response.headers["X-Mock-Warnings"]) <= 2000
     assert response.headers["X-Mock-Warnings"].endswith(
-        "(10000 warnings in all; the journal has every one)"
+        "(100 warnings in all; the journal has every one)"
     )
-    assert jimeng_mock.last_request is not None
-    assert len(jimeng_mock.last_request.warnings) == 10_000
+    record = jimeng_mock.last_request
+    assert record is not None
+    # 99 fields named, then one warning that counts the rest.
+    assert len(record.warnings) == 100
+    assert "9,901 more fields" in record.warnings[-1].message
     assert_still_serving(jimeng_mock, http)
