@@ -44,6 +44,8 @@ logger = logging.getLogger("mockserver")
 EXCHANGE = "jimeng.exchange"  # the scope key of the request's Exchange
 JOURNALED = "/v1/"  # the routes whose requests are recorded
 WARNINGS_HEADER_LIMIT = 2000
+# How long an answer may take before a task watches for its client leaving.
+WATCH_AFTER = 0.05
 
 
 @dataclass
@@ -64,6 +66,11 @@ class Exchange:
     status: int | None = None  # None until an answer starts; stays None if none is sent
     dropped: bool = False  # the mock closed the connection: the disconnect fault, a shutdown
     client_left: bool = False  # the connection was gone before the answer was all sent
+    # Proxy mode and recording (see RequestRecord).
+    upstream: dict[str, Any] | None = None
+    mock_verdict: dict[str, Any] | None = None
+    drift: str | None = None
+    recorded: dict[str, Any] | None = None
 
     @property
     def outcome(self) -> str:
@@ -162,6 +169,10 @@ class Journaled:
                 duration_ms=round((time.time() - exchange.started) * 1000, 3),
                 exception=exchange.exception,
                 outcome=outcome,
+                upstream=exchange.upstream,
+                mock_verdict=exchange.mock_verdict,
+                drift=exchange.drift,
+                recorded=exchange.recorded,
             ),
             exchange.epoch,
         )
@@ -195,10 +206,12 @@ def _timeout_error(scope: Scope) -> ApiError:
 class _Talk:
     """One journaled request between the server and the app.
 
-    Its body is read against the server's read timeout. Once it is in, a task watches for
-    the client leaving (`http.disconnect`): if the app is waiting out a latency (in
+    Its body is read against the server's read timeout. Once it is in, and if the answer
+    takes longer than `WATCH_AFTER` (a latency fault, a render), a task watches for the
+    client leaving (`http.disconnect`): if the app is waiting out a latency (in
     `asyncio.sleep`) it is stopped there; anywhere else it is left to finish, as cancelling
     it could reach work other requests share (an image being drawn for several of them).
+    A quick answer needs no watcher: a timer that is cancelled costs a fraction of a task.
 
     An answer goes out only while the connection is open: on one the client left, or that
     uvicorn closed (having answered bytes it could not parse itself), nothing more is sent,
@@ -226,6 +239,7 @@ class _Talk:
         self.gone = False  # the connection is gone: nothing more is sent on it
         self.task = asyncio.current_task()
         self.watcher: asyncio.Task[None] | None = None
+        self.watch_timer: asyncio.TimerHandle | None = None
         self.cancelled = False  # the watcher cancelled the task
 
     async def receive(self) -> Message:
@@ -235,8 +249,14 @@ class _Talk:
         if message["type"] == "http.request" and not message.get("more_body", False):
             self.body_read = True
             if self.transport is not None and self.task is not None:
-                self.watcher = asyncio.create_task(self._watch())
+                loop = asyncio.get_running_loop()
+                self.watch_timer = loop.call_later(WATCH_AFTER, self._start_watching)
         return message
+
+    def _start_watching(self) -> None:
+        self.watch_timer = None
+        if not (self.finished or self.gone):
+            self.watcher = asyncio.create_task(self._watch())
 
     async def _watch(self) -> None:
         """After the body: until the client leaves (or the answer ends, which also ends
@@ -311,6 +331,8 @@ class _Talk:
         self._record(self.scope, self.exchange)
 
     def close(self) -> None:
+        if self.watch_timer is not None:
+            self.watch_timer.cancel()
         if self.watcher is not None:
             self.watcher.cancel()
         if not self.recorded:
