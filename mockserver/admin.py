@@ -39,7 +39,8 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 PAGE = string.Template((Path(__file__).parent / "admin.html").read_text(encoding="utf-8"))
 PAGE_ROWS = 100
 ADMIN_BODY_LIMIT = 64 * 1024
-_FILTERS = {"status", "model", "error", "limit"}
+_FILTERS = {"status", "model", "error", "drift", "limit"}
+DRIFT_KINDS = ("upstream_refuses", "mock_refuses", "different_error")
 _PAGING = _FILTERS | {"after"}  # GET /__admin/requests pages on, the page does not
 STREAM_CHUNK = 64 * 1024  # the journal is sent in chunks of about this many bytes
 ADMIN_FAULTS_SCHEMA = "admin-faults.request.json"
@@ -81,9 +82,26 @@ def filtered(records: list[RequestRecord], query: dict[str, str]) -> list[Reques
         records = [r for r in records if r.model == query["model"]]
     if "error" in query:
         records = [r for r in records if r.error == query["error"]]
+    if "drift" in query:
+        records = _drifted(records, query["drift"])
     if not limit:
         return records
     return records[:limit] if after is not None else records[-limit:]
+
+
+def _drifted(records: list[RequestRecord], wanted: str) -> list[RequestRecord]:
+    """?drift=true: the records marked with drift; false: those without; or of one kind."""
+    if wanted == "true":
+        return [r for r in records if r.drift is not None]
+    if wanted == "false":
+        return [r for r in records if r.drift is None]
+    if wanted in DRIFT_KINDS:
+        return [r for r in records if r.drift == wanted]
+    raise ApiError(
+        "invalid_value",
+        param="drift",
+        detail=f"{wanted!r} is not true, false or one of {', '.join(DRIFT_KINDS)}",
+    )
 
 
 def _schema_error(error: ValidationError) -> ApiError:
@@ -329,6 +347,24 @@ def _shorten(value: Any, limit: int = 300) -> Any:
 _NO_ANSWER = {"client_disconnected": "client left", "dropped": "dropped by the mock"}
 
 
+def _upstream_tags(record: RequestRecord) -> list[str]:
+    """Proxy mode: the upstream's answer, the mock's verdict and their drift, if any."""
+    e = html.escape
+    tags = []
+    upstream = record.upstream
+    if upstream is not None:
+        said = upstream.get("failure") or upstream.get("status")
+        tags.append(f'<span class="tag">upstream {e(str(said))}</span>')
+    verdict = record.mock_verdict
+    if verdict is not None and verdict.get("error"):
+        tags.append(f'<span class="tag">mock would answer {e(str(verdict["error"]))}</span>')
+    if record.drift:
+        tags.append(f'<div class="warning drift"><b>drift {e(record.drift)}</b></div>')
+    if record.recorded is not None:
+        tags.append(f'<span class="tag">recorded {e(str(record.recorded.get("file")))}</span>')
+    return tags
+
+
 def _row(record: RequestRecord) -> str:
     e = html.escape
     status = (
@@ -347,6 +383,7 @@ def _row(record: RequestRecord) -> str:
         answer.append(f'<span class="tag">fault {e(record.fault)}</span>')
     if record.stub:
         answer.append(f'<span class="tag">stub {e(record.stub)}</span>')
+    answer += _upstream_tags(record)
     answer += [
         f'<div class="warning">warning {e(w.code)}: {e(w.message)}</div>' for w in record.warnings
     ]

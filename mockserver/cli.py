@@ -22,6 +22,9 @@ from mockserver.config import (
     DEFAULT_RENDER_CONCURRENCY,
     DEFAULT_RENDER_QUEUE,
     DEFAULT_SECRET,
+    DEFAULT_UPSTREAM_TIMEOUT,
+    RECORD_MODES,
+    UPSTREAM_INVALID,
     MockConfig,
 )
 from mockserver.errors import ConfigError
@@ -63,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     _contract_options(parser.add_argument_group("the contract and its answers"))
     _fault_options(parser.add_argument_group("faults and stubs"))
     _resource_options(parser.add_argument_group("what it keeps"))
+    _upstream_options(parser.add_argument_group("proxy and recording"))
     return parser
 
 
@@ -307,6 +311,49 @@ def _resource_options(group: argparse._ArgumentGroup) -> None:
     )
 
 
+def _upstream_options(group: argparse._ArgumentGroup) -> None:
+    add = group.add_argument
+    add(
+        "--upstream",
+        metavar="URL",
+        help="proxy mode: forward generation and model requests to this base URL "
+        "(http://host:port/v1), judging each by the mock's contract too (drift)",
+    )
+    add(
+        "--upstream-api-key",
+        metavar="KEY",
+        help="send this Bearer key to the upstream instead of the client's",
+    )
+    add(
+        "--upstream-timeout",
+        type=_seconds(above_zero=True),
+        default=DEFAULT_UPSTREAM_TIMEOUT,
+        metavar="SECONDS",
+        help="an upstream slower than this is answered 504 gateway_timeout (default: %(default)g)",
+    )
+    add(
+        "--upstream-invalid",
+        choices=UPSTREAM_INVALID,
+        default="forward",
+        help="requests the mock judges invalid: forward them, or answer the mock's own error "
+        "(default: %(default)s)",
+    )
+    add(
+        "--record",
+        type=Path,
+        metavar="DIR",
+        help="with --upstream: write each generation answer to DIR as a stub file, its images "
+        "beside it, for --fixtures DIR to replay",
+    )
+    add(
+        "--record-mode",
+        choices=RECORD_MODES,
+        default="new",
+        help="new: keep a stub file already there; all: overwrite it; none: record nothing "
+        "(default: %(default)s)",
+    )
+
+
 def _latency(value: str) -> tuple[int, int]:
     low, dash, high = value.partition("-")
     try:
@@ -341,6 +388,12 @@ def config_from(args: argparse.Namespace) -> MockConfig:
         image_cache_mb=args.image_cache_mb,
         host=args.host,
         admin_token=args.admin_token,
+        upstream=args.upstream,
+        upstream_api_key=args.upstream_api_key,
+        upstream_timeout=args.upstream_timeout,
+        upstream_invalid=args.upstream_invalid,
+        record=args.record,
+        record_mode=args.record_mode,
     )
 
 
@@ -374,6 +427,10 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["conform"]:
+        from mockserver import conform
+
+        return conform.main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.workers < 1:
         print(f"jimeng-mock: --workers must be at least 1, not {args.workers}", file=sys.stderr)

@@ -32,6 +32,9 @@ DEFAULT_RENDER_CONCURRENCY = min(4, os.cpu_count() or 1)
 DEFAULT_RENDER_QUEUE = 64
 DEFAULT_IMAGE_CACHE_MB = 32
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+DEFAULT_UPSTREAM_TIMEOUT = 60.0
+UPSTREAM_INVALID = ("forward", "reject")
+RECORD_MODES = ("new", "all", "none")
 
 
 def read_data_file(path: Path, schema_name: str, what: str) -> Any:
@@ -127,6 +130,13 @@ class MockConfig:
     image_cache_mb: int = DEFAULT_IMAGE_CACHE_MB
     host: str = "127.0.0.1"
     admin_token: str | None = None
+    # Proxy mode: forward generation requests to this base URL (`http://host:port/v1`).
+    upstream: str | None = None
+    upstream_api_key: str | None = field(default=None, repr=False)
+    upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT
+    upstream_invalid: Literal["forward", "reject"] = "forward"
+    record: Path | None = None
+    record_mode: Literal["new", "all", "none"] = "new"
 
     def __post_init__(self) -> None:
         keys = (self.api_keys,) if isinstance(self.api_keys, str) else tuple(self.api_keys)
@@ -175,6 +185,32 @@ class MockConfig:
         ):
             raise ConfigError("admin token must be a string of at least 8 characters")
         self._check_chaos()
+        self._check_upstream()
+
+    def _check_upstream(self) -> None:
+        if self.upstream is not None:
+            parts = urlsplit(self.upstream)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+                raise ConfigError(
+                    f"upstream {self.upstream!r} must be http(s)://host[:port][/prefix]"
+                )
+            object.__setattr__(self, "upstream", self.upstream.rstrip("/"))
+        key = self.upstream_api_key
+        if key is not None and (not isinstance(key, str) or not key or key != key.strip()):
+            raise ConfigError("upstream api key must be a non-empty string without spaces")
+        timeout = self.upstream_timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            raise ConfigError(f"upstream timeout must be seconds above 0, not {timeout!r}")
+        if self.upstream_invalid not in UPSTREAM_INVALID:
+            raise ConfigError(
+                f"upstream invalid must be forward or reject, not {self.upstream_invalid!r}"
+            )
+        if self.record_mode not in RECORD_MODES:
+            raise ConfigError(f"record mode must be new, all or none, not {self.record_mode!r}")
+        if self.record is not None:
+            if self.upstream is None:
+                raise ConfigError("recording (--record DIR) needs an upstream (--upstream URL)")
+            object.__setattr__(self, "record", Path(self.record))
 
     def _check_chaos(self) -> None:
         try:

@@ -90,6 +90,16 @@ class RequestRecord:
     cut: tuple[str, ...] = ()
     warnings_dropped: int = 0
     headers_dropped: int = 0
+    # Proxy mode (`--upstream`): what the upstream answered (`url`, `status`, `error`, `param`,
+    # `message`, `duration_ms`; or `failure`, the gateway error the mock answered instead),
+    # what the mock's own contract says of the request (`status`, `error`, `param`), and
+    # their disagreement: "upstream_refuses", "mock_refuses" or "different_error".
+    upstream: Mapping[str, Any] | None = None
+    mock_verdict: Mapping[str, Any] | None = None
+    drift: str | None = None
+    # Recording (`--record DIR`): the stub file (`file`), whether it was `written`, and the
+    # images that could not be downloaded (`failures`).
+    recorded: Mapping[str, Any] | None = None
 
     @property
     def model(self) -> Any:
@@ -311,6 +321,9 @@ def bounded(record: RequestRecord, limit: int) -> tuple[RequestRecord, int]:
     size = RECORD_BYTES + body_size + _headers(record.headers, changes) + _texts(record, changes)
     if record.warnings:
         size += _warnings(record.warnings, changes)
+    for extra in (record.upstream, record.mock_verdict, record.recorded):
+        if extra is not None:
+            size += _scan(extra)[0]
     if size > limit:
         # A body of a great many small values: its JSON's excerpt stands for it.
         body = changes["body"] = excerpt(_compact_json(record.body))

@@ -15,9 +15,11 @@ from mockserver.images import ImageSigner
 from mockserver.journal import MIB, Journal, RequestRecord
 from mockserver.matching import compile_python
 from mockserver.plan import Asked, Plan, plan
+from mockserver.recording import Recorder
 from mockserver.render import Renderer
 from mockserver.sizes import SizeTable
 from mockserver.stubs import StubSet
+from mockserver.upstream import Upstream
 from mockserver.verify import assert_requested, problems
 
 
@@ -52,6 +54,16 @@ class MockState:
         self.queue = FaultQueue()
         self.limiter = RateLimiter(config.rpm) if config.rpm else None
         self.stubs = StubSet(config.fixtures, self.faults) if config.fixtures else None
+        self.upstream = (
+            Upstream(config.upstream, config.upstream_api_key, config.upstream_timeout)
+            if config.upstream
+            else None
+        )
+        self.recorder = (
+            Recorder(config.record, config.record_mode, self.upstream)
+            if config.record is not None and self.upstream is not None
+            else None
+        )
         self.expected_errors: set[str] = set()
         self._rng = self.chaos.rng()
         self._rng_lock = threading.Lock()

@@ -19,6 +19,11 @@ from mockserver.errors import ConfigError
 from mockserver.faults import Fault, FaultCatalogue
 from mockserver.matching import Match, MatcherError, compile_json, matches_all
 
+# {{file:PATH}}: a file of the fixtures folder (as recording writes the images it downloads),
+# answered as the URL the mock serves it at, GET /images/_fixtures/PATH.
+_FILE = re.compile(r"\{\{\s*file:([^{}\s]*)\s*\}\}")
+_FILE_PATH = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*/[A-Za-z0-9_-][A-Za-z0-9._-]*")
+FIXTURE_ROUTE = "/images/_fixtures/"
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)(?::([0-9]+))?\s*\}\}")
 _DATA = re.compile(r"\{\{\s*data\s*\}\}")
 _WHOLE_VALUE = {"data", "created"}
@@ -32,6 +37,7 @@ SERVER_HEADERS = frozenset(
 )
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # a header name (RFC 9110 5.1)
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")  # no control characters, ASCII
+TOKEN, HEADER_VALUE = _TOKEN, _HEADER_VALUE
 NO_BODY = frozenset({204, 304})  # statuses whose answers have no body
 # X-Mock-Stub carries the file name percent-encoded as UTF-8; these stay as they are.
 NAME_SAFE = "!#$&'()*+,;=@[]^`{}~"
@@ -69,6 +75,9 @@ class Stub:
                 whole = _PLACEHOLDER.fullmatch(value.strip())
                 if whole and whole[1] in _WHOLE_VALUE:
                     return values[whole[1]]
+                if "file:" in value:
+                    base = str(values.get("base", ""))
+                    value = _FILE.sub(lambda m: base + FIXTURE_ROUTE + m[1], value)
                 return _PLACEHOLDER.sub(
                     lambda m: urls[int(m[2]) - 1] if m[1] == "url" else str(values[m[1]]), value
                 )
@@ -88,12 +97,19 @@ def _check_placeholders(value: Any, where: str) -> int:
         whole = _PLACEHOLDER.fullmatch(value.strip())
         if whole and whole[1] in _WHOLE_VALUE and whole[2] is None:
             return 0
-        for m in _PLACEHOLDER.finditer(value):
+        for m in _FILE.finditer(value):
+            path = m[1]
+            if not _FILE_PATH.fullmatch(path):
+                raise ValueError(
+                    f"{where}: {m[0]!r}: a file of the fixtures folder is FOLDER/NAME, each "
+                    "letters, digits, '.', '_' and '-', not beginning with '.'"
+                )
+        for m in _PLACEHOLDER.finditer(_FILE.sub("", value)):
             name, index = m[1], m[2]
             if name == "data":
                 raise ValueError(f"{where}: {{{{data}}}} must be a whole string value")
             if name not in _IN_TEXT or (name == "url") != (index is not None):
-                known = "{{url:K}}, {{prompt}}, {{model}}, {{created}}, {{data}}"
+                known = "{{url:K}}, {{prompt}}, {{model}}, {{created}}, {{data}}, {{file:PATH}}"
                 raise ValueError(f"{where}: unknown placeholder {m[0]!r}; known: {known}")
             if index is not None:
                 if not 1 <= int(index) <= 999:
@@ -106,6 +122,9 @@ def _check_placeholders(value: Any, where: str) -> int:
         for key, item in value.items():
             highest = max(highest, _check_placeholders(item, f"{where}.{key}"))
     return highest
+
+
+check_placeholders = _check_placeholders
 
 
 def _not_json(constant: str) -> Any:

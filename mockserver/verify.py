@@ -156,6 +156,7 @@ def assert_requested(
 def problems(records: Sequence[RequestRecord], expected_errors: Collection[str]) -> list[str]:
     """Each request with a warning, an error the test did not expect, or a fault of the mock.
 
+    A request marked with drift (proxy mode, `--upstream`) is one too, with the drift's message.
     A request whose client left before its answer (`outcome` "client_disconnected") is none
     of the test's problems, unless the mock failed on it: its client saw no answer to check.
     """
@@ -173,7 +174,14 @@ def problems(records: Sequence[RequestRecord], expected_errors: Collection[str])
         ):
             where = f" ({record.param})" if record.param else ""
             found.append(f"{_describe(record)}{where}: {record.error_message}")
-        found += [f"{_describe(record)}: warning {w.code}: {w.message}" for w in record.warnings]
+        if record.drift:
+            said = (w.message for w in record.warnings if w.code == "drift")
+            found.append(f"{_describe(record)}: {next(said, f'drift {record.drift}')}")
+        found += [
+            f"{_describe(record)}: warning {w.code}: {w.message}"
+            for w in record.warnings
+            if not (record.drift and w.code == "drift")
+        ]
         if record.warnings_dropped:
             found.append(
                 f"{_describe(record)}: {record.warnings_dropped} more warning(s), "
