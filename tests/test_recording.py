@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
 from mockserver import MockServer
@@ -188,3 +189,34 @@ def test_an_answer_the_stub_format_cannot_hold_is_not_recorded(tmp_path: Path) -
     assert recorded["written"] is False
     assert "unknown placeholder" in recorded["error"]
     assert stub_files(tmp_path) == []
+
+
+def test_the_sdk_records_through_the_proxy_and_replays_offline(tmp_path: Path) -> None:
+    """The openai SDK, as a user runs it: a proxy records, the upstream goes away, a mock of
+    the folder answers the same call with the same images."""
+    folder = tmp_path / "recorded"
+    call = {"model": "jimeng-4.5", "prompt": "一只猫 in a hat", "n": 2, "size": "2048x2048"}
+    upstream = MockServer(api_keys=[UPSTREAM_KEY]).start()
+    try:
+        with (
+            MockServer(
+                upstream=upstream.api_base, upstream_api_key=UPSTREAM_KEY, record=folder
+            ) as p,
+            openai.OpenAI(base_url=p.api_base, api_key=CLIENT_KEY, max_retries=0) as client,
+        ):
+            live = client.images.generate(**call)
+    finally:
+        upstream.stop()
+    live_bytes = [httpx.get(str(image.url)).content for image in live.data or []]
+    assert len(live_bytes) == 2
+
+    with (
+        MockServer(fixtures=folder) as replay,
+        openai.OpenAI(base_url=replay.api_base, api_key="sk-any-key-0000", max_retries=0) as sdk,
+    ):
+        again = sdk.images.generate(**call)
+        assert [image.revised_prompt for image in again.data or []] == [
+            image.revised_prompt for image in live.data or []
+        ]
+        assert [httpx.get(str(image.url)).content for image in again.data or []] == live_bytes
+    assert_no_secret(folder)
