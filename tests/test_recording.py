@@ -205,9 +205,9 @@ def test_the_sdk_records_through_the_proxy_and_replays_offline(tmp_path: Path) -
             openai.OpenAI(base_url=p.api_base, api_key=CLIENT_KEY, max_retries=0) as client,
         ):
             live = client.images.generate(**call)
+        live_bytes = [httpx.get(str(image.url)).content for image in live.data or []]
     finally:
         upstream.stop()
-    live_bytes = [httpx.get(str(image.url)).content for image in live.data or []]
     assert len(live_bytes) == 2
 
     with (
