@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import zlib
 from typing import Any
 
 from starlette.requests import Request
@@ -25,30 +26,154 @@ _TOO_DEEP = f"it is nested too deeply (more than {MAX_DEPTH} levels)"
 # from reading (and discarding) it to keep the connection alive.
 _TOO_LARGE_HEADERS = {"Connection": "close"}
 
+# The Content-Encodings a body may have, as zlib's wbits. One at a time: a stacked
+# `gzip, gzip` is refused like an unknown one (no client sends it, and each layer would be
+# another bomb to bound). "deflate" is zlib-wrapped (RFC 9110), but clients also send raw
+# deflate: a body that fails as zlib-wrapped is read again as raw.
+_ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+_UTF8_ONLY = "the body must be UTF-8 JSON without a byte-order mark"
+_FIX_CHARSET = f"{_UTF8_ONLY}; send it as UTF-8 and drop the charset parameter or set it to utf-8"
+_FIX_MARK = f"{_UTF8_ONLY}; send it as UTF-8 and drop the byte-order mark"
+_BYTE_ORDER_MARKS = {
+    b"\xef\xbb\xbf": "a UTF-8",
+    b"\xff\xfe": "a UTF-16 (little-endian)",
+    b"\xfe\xff": "a UTF-16 (big-endian)",
+}
 
-async def read_json_object(request: Request, max_body: int) -> dict[str, Any]:
-    """The body as a JSON object, read up to `max_body` bytes; anything else is an ApiError."""
-    content_type = request.headers.get("content-type")
-    media_type = (content_type or "").split(";")[0].strip().lower()
-    if media_type != "application/json":
+
+def _too_large(max_body: int) -> ApiError:
+    return ApiError("request_too_large", headers=_TOO_LARGE_HEADERS, limit=max_body)
+
+
+def _check_content_type(content_type: str | None) -> None:
+    """415 unless the body is declared as application/json, in UTF-8 if a charset is named."""
+    media_type, *parameters = (content_type or "").split(";")
+    if media_type.strip().lower() != "application/json":
         shown = repr(content_type) if content_type else "(none)"
-        raise ApiError("unsupported_media_type", content_type=shown)
+        raise ApiError("unsupported_media_type", detail=f"Content-Type {shown}")
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        charset = value.strip().strip('"').strip()
+        if name.strip().lower() == "charset" and charset.lower() != "utf-8":
+            raise ApiError(
+                "unsupported_media_type",
+                detail=f"charset {charset!r} in Content-Type {content_type!r}: {_FIX_CHARSET}",
+            )
 
+
+def _content_encoding(request: Request) -> str | None:
+    """The body's one Content-Encoding (None for none or identity); 415 for any other."""
+    values = request.headers.getlist("content-encoding")
+    codings = [c.strip().lower() for v in values for c in v.split(",") if c.strip()]
+    codings = [c for c in codings if c != "identity"]
+    if not codings:
+        return None
+    if len(codings) == 1 and codings[0] in _ENCODINGS:
+        return codings[0]
+    shown = ", ".join(v.strip() for v in values)
+    raise ApiError(
+        "unsupported_media_type",
+        detail=(
+            f"Content-Encoding {shown!r}: the mock reads one of gzip, deflate or identity, "
+            "not several stacked"
+            if len(codings) > 1
+            else f"Content-Encoding {shown!r}: the mock reads gzip, deflate or identity"
+        ),
+    )
+
+
+class _Inflater:
+    """Decompresses a body chunk by chunk, never inflating more than `limit` + 1 bytes."""
+
+    def __init__(self, encoding: str, limit: int) -> None:
+        self.encoding, self.limit = encoding, limit
+        self.gzip = encoding != "deflate"
+        self.wbits = _ENCODINGS[encoding]
+        self.decompressor = zlib.decompressobj(self.wbits)
+        # Raw deflate is tried on the first error of a zlib-wrapped read: until then the
+        # input (bounded by the limit) is kept to be read again.
+        self.fed: bytearray | None = None if self.gzip else bytearray()
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def _bad(self, why: str) -> ApiError:
+        kind = "gzip" if self.gzip else "deflate"
+        return ApiError(
+            "invalid_json",
+            detail=f"it is labelled 'Content-Encoding: {self.encoding}' but is not valid "
+            f"{kind} data ({why}); send the JSON uncompressed or compress it with {kind}",
+        )
+
+    def feed(self, data: bytes) -> None:
+        if self.fed is not None:
+            self.fed += data
+        while data:
+            if self.decompressor.eof:
+                if not self.gzip:
+                    raise self._bad("there is data after the end of the compressed stream")
+                self.decompressor = zlib.decompressobj(self.wbits)  # another gzip member
+            try:
+                out = self.decompressor.decompress(data, self.limit - self.size + 1)
+            except zlib.error as exc:
+                if self.fed is None:
+                    reason = str(exc).removeprefix("Error -3 while decompressing data: ")
+                    raise self._bad(reason) from None
+                self._read_as_raw_deflate()
+                return
+            self.size += len(out)
+            if self.size > self.limit:
+                raise _too_large(self.limit)
+            self.chunks.append(out)
+            data = self.decompressor.unconsumed_tail or self.decompressor.unused_data
+
+    def _read_as_raw_deflate(self) -> None:
+        fed, self.fed = bytes(self.fed or b""), None
+        self.wbits = -zlib.MAX_WBITS
+        self.decompressor = zlib.decompressobj(self.wbits)
+        self.chunks, self.size = [], 0
+        self.feed(fed)
+
+    def result(self) -> bytes:
+        if not self.decompressor.eof:
+            raise self._bad("it ends before the compressed stream does")
+        return b"".join(self.chunks)
+
+
+async def _read_body(request: Request, max_body: int) -> bytes:
+    """The body's bytes, decompressed, with `max_body` bounding both what is sent and what it
+    inflates to: a compression bomb is a 413 after at most `max_body` + 1 bytes of output."""
+    encoding = _content_encoding(request)
     # Only a hint: the limit is enforced while reading. isdigit() alone takes "²", which int()
     # refuses; behind a server the header is checked before, not under an ASGI transport.
     declared = request.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > max_body:
-        raise ApiError("request_too_large", headers=_TOO_LARGE_HEADERS, limit=max_body)
+        raise _too_large(max_body)
+    inflater = _Inflater(encoding, max_body) if encoding else None
     chunks: list[bytes] = []
     received = 0
     async for chunk in request.stream():
         received += len(chunk)
         if received > max_body:
-            raise ApiError("request_too_large", headers=_TOO_LARGE_HEADERS, limit=max_body)
-        chunks.append(chunk)
+            raise _too_large(max_body)
+        if inflater is None:
+            chunks.append(chunk)
+        else:
+            inflater.feed(chunk)
+    return b"".join(chunks) if inflater is None else inflater.result()
+
+
+async def read_json_object(request: Request, max_body: int) -> dict[str, Any]:
+    """The body as a JSON object, read up to `max_body` bytes; anything else is an ApiError."""
+    _check_content_type(request.headers.get("content-type"))
+    data = await _read_body(request, max_body)
+    for mark, name in _BYTE_ORDER_MARKS.items():
+        if data.startswith(mark):
+            raise ApiError(
+                "invalid_json", detail=f"it starts with {name} byte-order mark; {_FIX_MARK}"
+            )
 
     try:
-        text = b"".join(chunks).decode("utf-8")
+        text = data.decode("utf-8")
         body = _DECODER.decode(text)
         if _SURROGATE_ESCAPE.search(text):
             # "\ud800" alone parses, but is no character: it could not be answered in UTF-8.
