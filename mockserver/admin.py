@@ -39,7 +39,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 PAGE = string.Template((Path(__file__).parent / "admin.html").read_text(encoding="utf-8"))
 PAGE_ROWS = 100
 ADMIN_BODY_LIMIT = 64 * 1024
-_FILTERS = {"status", "model", "error", "drift", "limit"}
+_FILTERS = {"status", "model", "error", "drift", "request_id", "limit"}
 DRIFT_KINDS = ("upstream_refuses", "mock_refuses", "different_error")
 _PAGING = _FILTERS | {"after"}  # GET /__admin/requests pages on, the page does not
 STREAM_CHUNK = 64 * 1024  # the journal is sent in chunks of about this many bytes
@@ -69,8 +69,9 @@ def _whole(query: dict[str, str], name: str, minimum: int) -> int | None:
 
 
 def filtered(records: list[RequestRecord], query: dict[str, str]) -> list[RequestRecord]:
-    """The records that pass ?status=&model=&error=; of them, with ?after=ID those with a
-    greater id, oldest first, the first ?limit= of them; without it, the newest ?limit=."""
+    """The records that pass ?status=&model=&error=&drift=&request_id= (the mock's id or the
+    client's); of them, with ?after=ID those with a greater id, oldest first, the first
+    ?limit= of them; without it, the newest ?limit=."""
     status = _whole(query, "status", 0)
     limit = _whole(query, "limit", 1)
     after = _whole(query, "after", 0)
@@ -84,6 +85,9 @@ def filtered(records: list[RequestRecord], query: dict[str, str]) -> list[Reques
         records = [r for r in records if r.error == query["error"]]
     if "drift" in query:
         records = _drifted(records, query["drift"])
+    if "request_id" in query:
+        wanted = query["request_id"]
+        records = [r for r in records if wanted in (r.request_id, r.client_request_id)]
     if not limit:
         return records
     return records[:limit] if after is not None else records[-limit:]
@@ -406,7 +410,8 @@ def _row(record: RequestRecord) -> str:
         time.strftime("%H:%M:%S", time.gmtime(record.time)) + f".{int(record.time % 1 * 1000):03d}"
     )
     return (
-        f'<tr id="request-{record.id}"><td>{record.id}</td><td>{clock}<br>'
+        f'<tr id="request-{record.id}"><td>{record.id}<br>'
+        f'<span class="muted request-id">{e(record.request_id or "")}</span></td><td>{clock}<br>'
         f'<span class="muted">{record.duration_ms:.1f} ms</span></td>'
         f"<td>{e(record.method)} {e(record.path)}</td><td>{''.join(answer)}</td>"
         f'<td><pre>{e(body)}</pre></td><td class="thumbs">{"".join(thumbs)}</td></tr>'

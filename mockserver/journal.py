@@ -100,6 +100,11 @@ class RequestRecord:
     # Recording (`--record DIR`): the stub file (`file`), whether it was `written`, and the
     # images that could not be downloaded (`failures`).
     recorded: Mapping[str, Any] | None = None
+    # The `x-request-id` of the answer (the mock's, or a stub's or the upstream's own), which a
+    # dropped connection did not send; and the id the client sent (`x-request-id` or
+    # `x-client-request-id`), clipped as a header is.
+    request_id: str | None = None
+    client_request_id: str | None = None
 
     @property
     def model(self) -> Any:
@@ -305,6 +310,7 @@ def _texts(record: RequestRecord, changes: dict[str, Any]) -> int:
         if len(record.exception) > TRACEBACK_LIMIT:
             changes["exception"] = clip(record.exception, TRACEBACK_LIMIT)
         size += STR_BYTES + min(len(record.exception), 2 * TRACEBACK_LIMIT)
+    size += len(record.request_id or "") + len(record.client_request_id or "")
     return size + len(record.stub or "") + len(record.fault or "")
 
 
@@ -352,9 +358,17 @@ class Journal:
         with self._lock:
             return next(self._ids)
 
+    def begin(self) -> tuple[int, int]:
+        """The epoch and a new id for a request beginning now, taken together: a request
+        begun before a `clear` keeps the epoch its id came with, and is not recorded."""
+        with self._lock:
+            return self.epoch, next(self._ids)
+
     def add(self, record: RequestRecord, epoch: int) -> None:
         """Keep `record`, cut down to size (`bounded`), dropping the oldest to make room;
-        unless the journal was cleared since its request began (`epoch`)."""
+        unless the journal was cleared since its request began (`epoch`). Its id was taken
+        when its request began, so a quicker request begun later can be in first: the records
+        are kept in the order of their ids."""
         if epoch != self.epoch:
             return
         kept, size = bounded(record, self.max_bytes // RECORD_SHARE)
@@ -362,8 +376,11 @@ class Journal:
         with self._lock:
             if epoch != self.epoch:
                 return
-            records.append(kept)
-            sizes.append(size)
+            place = len(records)
+            while place and records[place - 1].id > kept.id:
+                place -= 1
+            records.insert(place, kept)
+            sizes.insert(place, size)
             total = self.bytes + size
             # The newest record stays, whatever the bound (`bounded` keeps it small).
             while len(records) > self.size or (total > self.max_bytes and len(records) > 1):

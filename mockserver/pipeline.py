@@ -6,7 +6,10 @@ scope, which the endpoint and the error handlers fill in (body, warnings, images
 stub, error), and it writes the journal entry once, whatever the outcome: an answer (just
 before its last byte goes out, so a client that has its answer finds it in the journal),
 an error of the contract, a 401/404/405/413/415, a fault, a stub, a dropped connection or a
-failure of the mock itself, which it answers in the envelope as a 500.
+failure of the mock itself, which it answers in the envelope as a 500. The request's
+journal id is taken when it begins, and every answer carries an `x-request-id` (`request_id`:
+the journal id and a hash of the request), unless it has its own (a stub's, the upstream's),
+which is recorded instead.
 
 It records what the client saw: a client that left before its answer (while its body came,
 or while a latency fault kept the answer waiting, which then stops) is `status` None with
@@ -20,10 +23,11 @@ against the server's read timeout (`serving.read_timeout_of`): a body late past 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +37,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mockserver.errors import ApiError, ErrorCatalogue
-from mockserver.journal import ContractWarning, RequestRecord, redact_headers
+from mockserver.journal import ContractWarning, RequestRecord, clip, redact_headers
 from mockserver.serving import TRANSPORT, cut_by_server, drop_connection, read_timeout_of
 
 if TYPE_CHECKING:
@@ -43,6 +47,7 @@ logger = logging.getLogger("mockserver")
 
 EXCHANGE = "jimeng.exchange"  # the scope key of the request's Exchange
 JOURNALED = "/v1/"  # the routes whose requests are recorded
+REQUEST_ID_HEADER = b"x-request-id"  # every answer to a journaled request has one
 WARNINGS_HEADER_LIMIT = 2000
 # How long an answer may take before a task watches for its client leaving.
 WATCH_AFTER = 0.05
@@ -54,6 +59,8 @@ class Exchange:
 
     epoch: int  # the journal's when the request began
     started: float
+    id: int = 0  # its id in the journal, taken when it began
+    request_id: str | None = None  # the answer's x-request-id, once it starts
     body: Any = None
     warnings: list[ContractWarning] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
@@ -102,7 +109,8 @@ class Journaled:
         if not scope["path"].startswith(JOURNALED):
             await self._unjournaled(scope, receive, send)
             return
-        exchange = scope[EXCHANGE] = Exchange(epoch=self.state.journal.epoch, started=time.time())
+        epoch, number = self.state.journal.begin()
+        exchange = scope[EXCHANGE] = Exchange(epoch=epoch, started=time.time(), id=number)
         talk = _Talk(scope, receive, send, exchange, self.record)
         try:
             await self.app(scope, talk.receive, talk.send)
@@ -152,7 +160,7 @@ class Journaled:
         outcome = exchange.outcome
         journal.add(
             RequestRecord(
-                id=journal.next_id(),
+                id=exchange.id,
                 time=exchange.started,
                 method=scope["method"],
                 path=scope["path"],
@@ -173,6 +181,8 @@ class Journaled:
                 mock_verdict=exchange.mock_verdict,
                 drift=exchange.drift,
                 recorded=exchange.recorded,
+                request_id=exchange.request_id or request_id(scope, exchange),
+                client_request_id=client_request_id(headers),
             ),
             exchange.epoch,
         )
@@ -293,13 +303,7 @@ class _Talk:
             self.lost()  # the client left, or uvicorn answered and closed it itself
             return
         if message["type"] == "http.response.start":
-            self.exchange.status = message["status"]
-            if self.exchange.warnings:
-                header = warnings_header(self.exchange.warnings).encode()
-                message = {
-                    **message,
-                    "headers": [*message["headers"], (b"x-mock-warnings", header)],
-                }
+            message = self._start(message)
         elif not message.get("more_body") and not self.recorded:
             self.finished = True
             self.record()
@@ -309,6 +313,22 @@ class _Talk:
             if transport is None:
                 raise
             self._refused(transport)
+
+    def _start(self, message: Message) -> Message:
+        """The answer's start, noted, with its `x-request-id` (unless it has its own: a
+        stub's or the upstream's, which is recorded) and `x-mock-warnings`."""
+        exchange = self.exchange
+        exchange.status = message["status"]
+        headers = list(message.get("headers", ()))
+        own = next((v for k, v in headers if k.lower() == REQUEST_ID_HEADER), None)
+        if own is None:
+            exchange.request_id = request_id(self.scope, exchange)
+            headers.append((REQUEST_ID_HEADER, exchange.request_id.encode()))
+        else:
+            exchange.request_id = own.decode("latin-1")
+        if exchange.warnings:
+            headers.append((b"x-mock-warnings", warnings_header(exchange.warnings).encode()))
+        return {**message, "headers": headers}
 
     def _refused(self, transport: asyncio.BaseTransport) -> None:
         """The server refused a message of the answer: on a connection closed meanwhile,
@@ -337,6 +357,26 @@ class _Talk:
             self.watcher.cancel()
         if not self.recorded:
             self.record()
+
+
+def request_id(scope: Scope, exchange: Exchange) -> str:
+    """The mock's id of a request: `req_`, its journal id (six digits or more), `_`, and 8 hex
+    digits of a hash of its method, path, model and prompt (the first 1,024 characters: a
+    bounded cost, whatever the body holds). Ids restart with the journal's (a reset): the same
+    requests in the same order get the same ids."""
+    body = exchange.body if isinstance(exchange.body, dict) else {}
+    fields = [body.get("model"), body.get("prompt")]
+    text = "\n".join(
+        (scope["method"], scope["path"], *(f[:1024] if isinstance(f, str) else "" for f in fields))
+    )
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"req_{exchange.id:06d}_{digest}"
+
+
+def client_request_id(headers: Mapping[str, str]) -> str | None:
+    """The id the client sent with its request, if any (as the journal keeps headers)."""
+    found = headers.get("x-request-id", headers.get("x-client-request-id"))
+    return None if found is None else clip(found)
 
 
 def exchange_of(request: Request) -> Exchange:

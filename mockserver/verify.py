@@ -65,10 +65,13 @@ def _cut_note(record: RequestRecord, name: str) -> str | None:
     return f"field {', '.join(paths)} was cut in the journal ({sizes}); {how}"
 
 
-def _describe(record: RequestRecord) -> str:
+def _describe(record: RequestRecord, *, named: bool = False) -> str:
+    """`#ID METHOD PATH -> STATUS [ERROR]`; `named`, with its request id after."""
     answer = "no response" if record.status is None else str(record.status)
     if record.error:
         answer += f" {record.error}"
+    if named and record.request_id:
+        answer += f" (request id {record.request_id})"
     return f"#{record.id} {record.method} {record.path} -> {answer}"
 
 
@@ -102,7 +105,7 @@ class _Fields:
     def nearest_miss(self, records: Sequence[RequestRecord]) -> list[str]:
         """The lines on the record that came nearest: fewest fields wrong, then the newest."""
         nearest = min(reversed(records), key=lambda r: len(self.missed(r)))
-        lines = [f"Nearest: {_describe(nearest)}, which differs in:"]
+        lines = [f"Nearest: {_describe(nearest, named=True)}, which differs in:"]
         for name in self.missed(nearest):
             lines.append(f"  {name}: {self.fields[name].difference(self.value(nearest, name))}")
             note = None if name in self.meta else _cut_note(nearest, name)

@@ -239,9 +239,10 @@ def test_rate_bounds_the_requests_per_second(default_mock: MockServer, tmp_path:
         default_mock.api_base, tmp_path, "--rate", "10", "--select", "content-type::*"
     )
     elapsed = time.monotonic() - started
+    ran = report["totals"]["ran"]
     assert code == 0
-    assert report["totals"]["ran"] == 5
-    assert elapsed >= 0.4
+    assert ran >= 5
+    assert elapsed >= (ran - 1) / 10  # at most 10 a second
 
 
 # ------------------------------------------------------------------------------ the report
