@@ -9,6 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from mockserver.config import MockConfig
+from mockserver.cors import Cors
 from mockserver.errors import ApiError
 from mockserver.openapi import build_document
 from mockserver.pipeline import Journaled, on_api_error, on_http_error, on_server_error
@@ -23,9 +24,13 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
         raise TypeError("pass either a MockConfig or keyword options, not both")
     state = MockState(config or MockConfig(**options))
     table = RouteTable()
+    middleware = [Middleware(KeepTransport), Middleware(Journaled, state=state)]
+    if state.config.cors:
+        # Outermost: a preflight is answered before the journal sees it.
+        middleware.insert(0, Middleware(Cors, origins=state.config.cors, table=table))
     app = Starlette(
         routes=table.routes,
-        middleware=[Middleware(KeepTransport), Middleware(Journaled, state=state)],
+        middleware=middleware,
         exception_handlers={
             ApiError: on_api_error,
             HTTPException: on_http_error,

@@ -67,7 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
     _fault_options(parser.add_argument_group("faults and stubs"))
     _resource_options(parser.add_argument_group("what it keeps"))
     _upstream_options(parser.add_argument_group("proxy and recording"))
+    _browser_options(parser.add_argument_group("pages on other origins"))
     return parser
+
+
+def _browser_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--cors",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let pages of this origin (http://host:port; repeatable) or of any ('*') call the "
+        "API and draw its images: preflights answered, CORS headers on every answer; admin "
+        "routes excepted (default: off)",
+    )
 
 
 def _serving_options(group: argparse._ArgumentGroup) -> None:
@@ -394,6 +407,7 @@ def config_from(args: argparse.Namespace) -> MockConfig:
         upstream_invalid=args.upstream_invalid,
         record=args.record,
         record_mode=args.record_mode,
+        cors=args.cors,
     )
 
 

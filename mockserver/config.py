@@ -137,6 +137,8 @@ class MockConfig:
     upstream_invalid: Literal["forward", "reject"] = "forward"
     record: Path | None = None
     record_mode: Literal["new", "all", "none"] = "new"
+    # Origins (`scheme://host[:port]`) whose pages may call the mock, or "*"; empty: no CORS.
+    cors: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         keys = (self.api_keys,) if isinstance(self.api_keys, str) else tuple(self.api_keys)
@@ -186,6 +188,7 @@ class MockConfig:
             raise ConfigError("admin token must be a string of at least 8 characters")
         self._check_chaos()
         self._check_upstream()
+        object.__setattr__(self, "cors", cors_origins(self.cors))
 
     def _check_upstream(self) -> None:
         if self.upstream is not None:
@@ -266,6 +269,44 @@ class MockConfig:
     @property
     def fault_catalogue_file(self) -> Path:
         return self.fault_catalogue or data_dir() / "faults.json"
+
+
+def cors_origins(value: str | Sequence[str]) -> tuple[str, ...]:
+    """The origins of `--cors`, as a browser's `Origin` header spells them: lower case, no
+    default port, no slash at the end; "*" alone for any origin."""
+    origins: list[str] = []
+    for origin in (value,) if isinstance(value, str) else tuple(value):
+        if not isinstance(origin, str):
+            raise ConfigError(f"cors origin {origin!r} must be a string")
+        normal = origin if origin == "*" else _origin(origin)
+        if normal not in origins:
+            origins.append(normal)
+    if "*" in origins and len(origins) > 1:
+        raise ConfigError("cors origin '*' allows every origin: list no other beside it")
+    return tuple(origins)
+
+
+def _origin(origin: str) -> str:
+    problem = f"cors origin {origin!r} must be http(s)://host[:port] or '*'"
+    try:
+        parts = urlsplit(origin.rstrip("/") if origin.count("/") == 3 else origin)
+        port = parts.port
+    except ValueError:
+        raise ConfigError(problem) from None
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+        or origin != origin.strip()
+    ):
+        raise ConfigError(problem)
+    host = parts.hostname
+    host = f"[{host}]" if ":" in host else host
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
 
 
 def _check_count(name: str, value: object, *, minimum: int) -> None:
