@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from mockserver.app import create_app
+from mockserver.argtypes import amount, whole
 from mockserver.config import (
     DEFAULT_CREATED,
     DEFAULT_IMAGE_CACHE_MB,
@@ -148,7 +148,7 @@ def _proxy_options(add: Callable[..., Any]) -> None:
 def _limit_options(add: Callable[..., Any]) -> None:
     add(
         "--read-timeout",
-        type=_seconds(above_zero=True),
+        type=amount("seconds"),
         default=DEFAULT_READ_TIMEOUT,
         metavar="SECONDS",
         help="a request's headers must arrive within this, and its body within this after "
@@ -157,43 +157,19 @@ def _limit_options(add: Callable[..., Any]) -> None:
     )
     add(
         "--limit-concurrency",
-        type=_at_least_one,
+        type=whole(1),
         metavar="N",
         help="past N connections or requests at once, answer new requests with uvicorn's "
         "503 (default: no limit)",
     )
     add(
         "--shutdown-timeout",
-        type=_seconds(above_zero=False),
+        type=amount("seconds", zero=True),
         default=DEFAULT_SHUTDOWN_TIMEOUT,
         metavar="SECONDS",
         help="on SIGTERM or SIGINT, answers in progress may finish for this long; then the "
         "connections still open are cut (default: %(default)g)",
     )
-
-
-def _seconds(*, above_zero: bool) -> Callable[[str], float]:
-    def parse(value: str) -> float:
-        try:
-            seconds = float(value)
-        except ValueError:
-            seconds = math.nan
-        if not (seconds > 0 if above_zero else seconds >= 0) or math.isinf(seconds):
-            least = "above 0" if above_zero else "0 or more"
-            raise argparse.ArgumentTypeError(f"expected seconds {least}, not {value!r}")
-        return seconds
-
-    return parse
-
-
-def _at_least_one(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {value!r}")
-    return number
 
 
 def _contract_options(group: argparse._ArgumentGroup) -> None:
@@ -339,7 +315,7 @@ def _upstream_options(group: argparse._ArgumentGroup) -> None:
     )
     add(
         "--upstream-timeout",
-        type=_seconds(above_zero=True),
+        type=amount("seconds"),
         default=DEFAULT_UPSTREAM_TIMEOUT,
         metavar="SECONDS",
         help="an upstream slower than this is answered 504 gateway_timeout (default: %(default)g)",

@@ -58,7 +58,8 @@ def _ecma_escape(pattern: str, at: int, in_class: bool) -> tuple[str, int]:
 
 
 def _ecma_pattern(pattern: str) -> str:
-    """The ECMA-262 pattern that matches exactly the strings `_compile(pattern)` matches."""
+    """The ECMA-262 pattern that matches exactly the strings `config._ecma_regex(pattern)`
+    matches."""
     out: list[str] = []
     in_class = False
     at = 0

@@ -23,11 +23,13 @@ import json
 import struct
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
+
+from mockserver.argtypes import amount, whole
 
 if TYPE_CHECKING:
     import httpx
@@ -334,19 +336,6 @@ def table(cases: Sequence[Case], out: TextIO) -> None:
 # ------------------------------------------------------------------------------ the command
 
 
-def _count(minimum: float, kind: Callable[[str], float]) -> Callable[[str], Any]:
-    def parse(value: str) -> Any:
-        try:
-            number = kind(value)
-        except ValueError:
-            number = None
-        if number is None or not number >= minimum or number == float("inf"):
-            raise argparse.ArgumentTypeError(f"expected a number of at least {minimum}: {value!r}")
-        return number
-
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jimeng-mock conform",
@@ -383,16 +372,16 @@ def build_parser() -> argparse.ArgumentParser:
     add("--report", type=Path, metavar="PATH", help="write the results as JSON to PATH")
     add(
         "--max-generations",
-        type=_count(0, int),
+        type=whole(0),
         default=0,
         metavar="N",
         help="run up to N cases that generate images (they cost on a real service; "
         "default: %(default)s, only the cases the mock refuses)",
     )
-    add("--rate", type=_count(1e-6, float), metavar="N", help="at most N requests a second")
+    add("--rate", type=amount("requests a second"), metavar="N", help="at most N requests a second")
     add(
         "--timeout",
-        type=_count(1e-6, float),
+        type=amount("seconds"),
         default=60.0,
         metavar="S",
         help="seconds to wait for each answer (default: %(default)g)",

@@ -28,13 +28,13 @@ READY = "jimeng-mock listening on "
 
 
 @contextmanager
-def running(*args: str, command: list[str] = COMMAND) -> Iterator[str]:
-    """Start the command, wait for its ready line, yield its URL, stop it with SIGTERM.
-
-    uvicorn shuts down gracefully and then re-raises the signal, so the exit is -SIGTERM.
-    """
+def started(
+    *args: str, log_level: str = "warning", command: list[str] = COMMAND
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Start the command on a free port, wait (15 s at most) for its ready line, yield the
+    process and its URL; at the end SIGTERM it if it still runs, and kill what is left."""
     process = subprocess.Popen(
-        [*command, "--port", "0", "--log-level", "warning", *args],
+        [*command, "--port", "0", "--log-level", log_level, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -47,16 +47,25 @@ def running(*args: str, command: list[str] = COMMAND) -> Iterator[str]:
                 pytest.fail("no ready line within 15 s")
         line = process.stdout.readline()
         assert line.startswith(READY), line + (process.stderr.read() if process.stderr else "")
-        yield line.removeprefix(READY).strip()
+        yield process, line.removeprefix(READY).strip()
     finally:
-        process.send_signal(signal.SIGTERM)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
         try:
-            assert process.wait(timeout=15) in (0, -signal.SIGTERM)
+            process.wait(timeout=20)
         finally:
             process.kill()
             for stream in (process.stdout, process.stderr):
                 if stream:
                     stream.close()
+
+
+@contextmanager
+def running(*args: str, command: list[str] = COMMAND) -> Iterator[str]:
+    """The command started, its URL; stopped with SIGTERM, after which it exits 0."""
+    with started(*args, command=command) as (process, url):
+        yield url
+    assert process.returncode == 0
 
 
 def post(url: str, body: dict[str, object], key: str = "sk-test") -> httpx.Response:
@@ -279,27 +288,8 @@ def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
 @contextmanager
 def workers(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """`--workers 2` started and ready: the supervisor process and its URL."""
-    process = subprocess.Popen(
-        [*COMMAND, "--port", "0", "--log-level", "warning", "--workers", "2", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.startswith(READY), line + (process.stderr.read() if process.stderr else "")
-        yield process, line.removeprefix(READY).strip()
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        finally:
-            process.kill()
-            for stream in (process.stdout, process.stderr):
-                if stream:
-                    stream.close()
+    with started("--workers", "2", *args) as running_workers:
+        yield running_workers
 
 
 linux_only = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
@@ -408,22 +398,10 @@ def test_a_parser_or_loop_that_is_not_installed_is_refused(
 def served_log(*args: str) -> tuple[str, str]:
     """What the command logs at info level, on stdout after its ready line and on stderr,
     while it answers one generation request."""
-    process = subprocess.Popen(
-        [*COMMAND, "--port", "0", "--log-level", "info", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.startswith(READY), line
-        assert post(line.removeprefix(READY).strip(), BODY).status_code == 200
+    with started(*args, log_level="info") as (process, url):
+        assert post(url, BODY).status_code == 200
         process.send_signal(signal.SIGTERM)
         return process.communicate(timeout=15)
-    finally:
-        process.kill()
-        process.communicate()
 
 
 def test_no_access_log_unless_asked() -> None:
@@ -442,7 +420,12 @@ def test_forwarded_headers_change_no_url_unless_asked() -> None:
     --proxy-headers, so no local process rewrites the URLs a test reads."""
     body = {"model": "jimeng-4.0", "prompt": "forwarded", "n": 1}
     headers = {"Authorization": "Bearer k", "X-Forwarded-Proto": "https"}
-    for args, scheme in (((), "http"), (("--proxy-headers",), "https")):
+    for args, scheme in (
+        ((), "http"),
+        (("--proxy-headers",), "https"),
+        (("--forwarded-allow-ips", "127.0.0.1"), "https"),  # implies --proxy-headers
+        (("--forwarded-allow-ips", "10.9.8.7"), "http"),  # loopback is not believed then
+    ):
         with running(*args) as url:
             answer = httpx.post(url + "/v1/images/generations", json=body, headers=headers)
             assert answer.json()["data"][0]["url"].split("://")[0] == scheme, args

@@ -203,16 +203,19 @@ def test_a_client_that_leaves_during_the_body_left(
 
 @pytest.mark.parametrize(
     "extra",
-    ["X-Mock-Latency-Ms: 2000\r\n", "X-Mock-Fault: slow\r\n"],
-    ids=["latency-header", "slow-fault"],
+    ["X-Mock-Latency-Ms: 2000\r\n", "X-Mock-Fault: slow\r\n", "queued"],
+    ids=["latency-header", "slow-fault", "queued-slow-fault"],
 )
 def test_a_client_that_leaves_while_its_answer_waits_left_then(
     mock: MockServer, extra: str, tracebacks: Callable[[], list[str]]
 ) -> None:
     """The 2 s wait stops when the client goes: the request is recorded then, not as a 200
     two seconds later."""
+    slow = "slow" in extra or extra == "queued"
+    if extra == "queued":
+        mock.fail_next("slow")
     with connect(mock) as sock:
-        sock.sendall(head(mock, extra=extra) + BODY)
+        sock.sendall(head(mock, extra="" if extra == "queued" else extra) + BODY)
         time.sleep(0.2)
     left = time.monotonic()
 
@@ -221,7 +224,7 @@ def test_a_client_that_leaves_while_its_answer_waits_left_then(
     assert_client_left(record)
     assert record.duration_ms < 1500, record.duration_ms
     assert record.body == json.loads(BODY)
-    assert record.fault == ("slow" if "slow" in extra else None)
+    assert record.fault == ("slow" if slow else None)
     mock.check()
     page = httpx.get(mock.url + "/__admin/").text
     assert "client left" in page

@@ -8,13 +8,11 @@ import gc
 import json
 import logging
 import re
-import selectors
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -30,7 +28,7 @@ from mockserver.errors import ApiError
 from mockserver.images import ImageSigner, ImageSpec
 from mockserver.sizes import SizeTable
 from tests.conftest import PARSERS
-from tests.test_cli import READY, children, linux_only, running
+from tests.test_cli import children, linux_only, running, workers
 from tests.test_stubs import write
 
 BODY = {"model": "jimeng-4.5", "prompt": "a cat", "n": 1}
@@ -410,40 +408,16 @@ def test_the_command_beyond_loopback(args: tuple[str, ...], status: int) -> None
     assert forged.status_code == status
 
 
-@contextmanager
-def two_workers(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """`--workers 2` started (within 30 s) and ready: the supervisor and its URL."""
-    process = subprocess.Popen(
-        [*COMMAND, "--port", "0", "--log-level", "info", "--workers", "2", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(process.stdout, selectors.EVENT_READ)
-            assert selector.select(timeout=30), "no ready line within 30 s"
-        line = process.stdout.readline()
-        assert line.startswith(READY), line
-        yield process, line.removeprefix(READY).strip()
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        finally:
-            process.kill()
-
-
 @linux_only
 def test_workers_share_the_random_secret_and_nothing_shows_it() -> None:
-    with two_workers("--host", "0.0.0.0") as (process, url):
+    with workers("--host", "0.0.0.0", "--log-level", "info") as (process, url):
         lines = list(children(process.pid).values())
         issued = issued_url(url.replace("0.0.0.0", "127.0.0.1"))
         # A new connection each time: both workers draw it.
         fetched = [httpx.get(issued, timeout=10).status_code for _ in range(20)]
         forged = httpx.get(resigned(issued, DEFAULT_SECRET), timeout=10)
-    output, errors = process.communicate(timeout=10)
+        process.send_signal(signal.SIGTERM)
+        output, errors = process.communicate(timeout=20)
 
     assert fetched == [200] * 20
     assert forged.status_code == 404
