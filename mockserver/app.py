@@ -42,5 +42,7 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
     app.state.mock = state
     app.state.routes = table
     app.state.renderer = state.renderer
-    app.state.openapi = build_document(table.specs, state.contract, state.catalogue, state.faults)
+    app.state.openapi = build_document(
+        table.specs, state.contract, state.catalogue, state.faults, cors=state.config.cors
+    )
     return app

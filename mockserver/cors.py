@@ -37,6 +37,11 @@ MAX_AGE = 600  # seconds a browser may keep a preflight's answer
 _ALLOWED = frozenset(name.lower() for name in ALLOWED_HEADERS)
 
 
+def covers(path: str) -> bool:
+    """Whether a request path is CORS's: every path but the admin ones, which stay same-origin."""
+    return not path.startswith(UNCOVERED)
+
+
 def allowed_headers(requested: str) -> str:
     """The fixed list, and each requested header that is one of it or an X-Mock-* header."""
     names = list(ALLOWED_HEADERS)
@@ -63,7 +68,7 @@ class Cors:
         return ANY if self.any else origin if origin in self.origins else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(UNCOVERED):
+        if scope["type"] != "http" or not covers(scope["path"]):
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}

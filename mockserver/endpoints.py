@@ -50,7 +50,7 @@ def authenticate(mock: MockState, headers: Headers) -> None:
     keys = mock.config.api_keys
     # Compared in constant time, with every configured key: no answer's timing tells how much
     # of a key was right, nor which key matched.
-    given = key.encode()
+    given = key.encode("latin-1")  # the bytes sent: a UTF-8 key matches as UTF-8
     if keys and not any([hmac.compare_digest(given, k.encode()) for k in keys]):
         shown = f"...{key[-4:]}" if len(key) > 8 else "****"
         raise ApiError("invalid_api_key", detail=f"Incorrect API key provided: {shown}.")

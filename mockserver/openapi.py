@@ -28,6 +28,13 @@ Filling (`fill`): in a string, `{NAME}` is replaced by the value NAME and `{NAME
 Replacements are not filled again. A name without a value is a ConfigError naming where it
 is. The values are `document_values()`'s; an error answer has its own (`error_responses`).
 A request body example whose value names a `fault` the fault catalogue lacks is left out.
+
+With `cors` (--cors ORIGIN), the document says what the CORS middleware does: each path it
+answers preflights on (`cors.covers`) gains an `options` operation, the `cors` text's
+`preflight` (operationId `preflight` and the path's first operationId, its 405 answer made as
+any operation's), and every answer on those paths the headers of `answer_headers`. The
+values of cors.py (its header lists, its Max-Age) are filled in, so the two cannot drift.
+Without `cors`, none of it: the document is the one a mock without --cors has always had.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from typing import Any, get_args
 
 from mockserver.config import data_dir
 from mockserver.contract import REQUEST_SCHEMA, RequestContract
+from mockserver.cors import ALLOWED_HEADERS, ANY, EXPOSED_HEADERS, MAX_AGE, covers
 from mockserver.errors import ConfigError, ErrorCatalogue
 from mockserver.faults import Action, FaultCatalogue
 from mockserver.routes import GENERATIONS, RouteSpec
@@ -58,6 +66,9 @@ SCHEMA_FILES = (REQUEST_SCHEMA, RESPONSE_SCHEMA, ERROR_SCHEMA, ADMIN_FAULTS_SCHE
 
 # {{NAME}} (a literal {NAME}), or {NAME} / {NAME:SPEC} (a value).
 _PLACEHOLDER = re.compile(r"\{\{([A-Za-z_]\w*)\}\}|\{([A-Za-z_]\w*)(?::([^{}]*))?\}")
+# What is special in an ECMA-262 pattern (a schema's `pattern`); `-` is not, outside a class,
+# and escaping it is an error there in unicode mode, so re.escape will not do.
+_ECMA_SPECIAL = re.compile(r"([\\^$.|?*+()\[\]{}])")
 
 
 def component_name(file_name: str) -> str:
@@ -307,6 +318,99 @@ def _known_fault_examples(operation: dict[str, Any], faults: FaultCatalogue) -> 
             }
 
 
+def cors_values(
+    origins: Sequence[str], text: Mapping[str, Any], values: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What the `cors` text may name: `values`, and cors.py's own, for these origins."""
+    listed = ", ".join(ALLOWED_HEADERS)
+    out = {
+        **values,
+        "origins": list(origins),
+        "origin_list": ", ".join(f"`{origin}`" for origin in origins),
+        "allow_origins": [ANY] if ANY in origins else list(origins),
+        "allowed_headers": listed,
+        "allowed_headers_pattern": "^" + _ECMA_SPECIAL.sub(r"\\\1", listed),
+        "exposed_headers": EXPOSED_HEADERS,
+        "max_age": MAX_AGE,
+    }
+    kind = "any" if ANY in origins else "listed"
+    out["origin_schema"] = fill(text["origin_schemas"][kind], out, f"cors/origin_schemas/{kind}")
+    return out
+
+
+def _mark(response: dict[str, Any], marks: Mapping[str, Any]) -> None:
+    """Adds the headers of `marks` an answer does not document yet."""
+    shown = response.get("headers", {})
+    response["headers"] = {**shown, **{k: v for k, v in marks.items() if k not in shown}}
+
+
+def preflight_operation(
+    path: str,
+    specs: Sequence[RouteSpec],
+    text: Mapping[str, Any],
+    values: Mapping[str, Any],
+    catalogue: ErrorCatalogue,
+    marks: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The `options` operation of one path, from the `cors` text; `specs`, the path's routes,
+    `marks` the headers of `answer_headers`."""
+    own = text["cors"]
+    methods = sorted({method for spec in specs for method in spec.methods})
+    values = {**values, "path": path, "methods": ", ".join(methods)}
+    operation: dict[str, Any] = fill(own["preflight"], values, "cors/preflight")
+    # Any value of a path parameter is answered the same: the route's own text would say more.
+    operation["parameters"] = [
+        fill(own["path_parameter"], {**values, "name": name}, "cors/path_parameter")
+        for name in re.findall(r"\{(\w+)\}", path)
+    ] + operation.get("parameters", [])
+    # A preflight the middleware lets through is an ordinary answer, marked as any other; its
+    # own 204 carries only what a preflight's answer has.
+    errors = error_responses({"method_not_allowed"}, catalogue, text["error_answers"], {})
+    for response in errors.values():
+        _mark(response, marks)
+    operation["responses"] = {**operation.get("responses", {}), **errors}
+    first = specs[0].operation
+    return {
+        "tags": [specs[0].tag],
+        "operationId": f"preflight{first[:1].upper()}{first[1:]}",
+        **operation,
+    }
+
+
+def add_cors(
+    document: dict[str, Any],
+    routes: Sequence[RouteSpec],
+    origins: Sequence[str],
+    text: Mapping[str, Any],
+    parts: tuple[Mapping[str, Any], ErrorCatalogue],
+) -> None:
+    """Adds to `document` what --cors with these origins answers (see the module docstring);
+    `parts` are the document's values and the error catalogue."""
+    if "cors" not in text:
+        raise ConfigError(f"{TEXT_FILE} has no `cors` text, which --cors needs")
+    values, catalogue = parts
+    values = cors_values(origins, text["cors"], values)
+    marks = fill(text["cors"]["answer_headers"], values, "cors/answer_headers")
+    by_path: dict[str, list[RouteSpec]] = {}
+    for spec in routes:
+        if covers(spec.path):
+            by_path.setdefault(spec.path, []).append(spec)
+    taken = {spec.operation for spec in routes}
+    for path, specs in by_path.items():
+        item = document["paths"][path]
+        for operation in item.values():
+            for response in operation["responses"].values():
+                _mark(response, marks)
+        item["options"] = preflight_operation(path, specs, text, values, catalogue, marks)
+        if (named := item["options"]["operationId"]) in taken:
+            raise ConfigError(f"the route table has the operation {named!r}, a preflight's")
+    headers = document.setdefault("components", {}).setdefault("headers", {})
+    added = fill(text["cors"]["components"]["headers"], values, "cors/components/headers")
+    if clash := sorted(headers.keys() & added.keys()):
+        raise ConfigError(f"{TEXT_FILE}: cors/components/headers has {', '.join(clash)} twice")
+    headers.update(added)
+
+
 def build_document(
     routes: Sequence[RouteSpec],
     contract: RequestContract,
@@ -314,9 +418,11 @@ def build_document(
     faults: FaultCatalogue,
     *,
     text: Mapping[str, Any] | None = None,
+    cors: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The OpenAPI 3.1 document of these routes, for an app with this contract and these
-    catalogues; `GET /openapi.json` answers it. `text` stands for schemas/openapi.json."""
+    catalogues, and with `cors` its --cors origins; `GET /openapi.json` answers it. `text`
+    stands for schemas/openapi.json."""
     text = load_text() if text is None else text
     check_routes(routes, text["operations"])
     values = document_values(contract, catalogue, faults, text["unknown_fields"])
@@ -341,4 +447,7 @@ def build_document(
     if clash := sorted(files.keys() & components.get("schemas", {}).keys()):
         raise ConfigError(f"{TEXT_FILE}: the schema files are the components {', '.join(clash)}")
     components["schemas"] = {**files, **components.get("schemas", {})}
-    return {**document, "paths": paths, "components": components}
+    built = {**document, "paths": paths, "components": components}
+    if cors:
+        add_cors(built, routes, cors, text, (values, catalogue))
+    return built

@@ -14,13 +14,22 @@ from typing import Any
 
 import httpx
 import pytest
+import schemathesis
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from referencing.exceptions import Unresolvable
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from mockserver import MockServer, create_app
+from mockserver import MockServer, cors, create_app
 from mockserver.errors import ConfigError, ErrorCatalogue
 from mockserver.openapi import (
     SCHEMA_FILES,
@@ -31,7 +40,7 @@ from mockserver.openapi import (
     fill,
     load_text,
 )
-from mockserver.routes import ROUTES, RouteSpec
+from mockserver.routes import ROUTES, RouteSpec, RouteTable
 
 SCHEMAS = Path(__file__).parent.parent / "schemas"
 GENERATIONS = "/v1/images/generations"
@@ -452,3 +461,171 @@ def test_an_unknown_name_in_the_text_is_refused() -> None:
         ConfigError, match="operations/health/summary: no value is called 'service'"
     ):
         build_document(ROUTES, *parts(), text=text)
+
+
+# With --cors: the preflights and the headers the CORS middleware adds, documented.
+
+CORS_PAGE = "http://page.example:3000"
+CORS_DOCUMENT = served(cors=[CORS_PAGE])
+CORS_MARKS = set(load_text()["cors"]["answer_headers"])  # the headers of every answer
+# Only the preflights: every other operation is test_fuzz.py's, on a document without --cors.
+CORS_SCHEMA = schemathesis.openapi.from_dict(
+    CORS_DOCUMENT,
+    config=schemathesis.Config.from_dict(
+        {
+            "seed": 20250101,
+            "generation": {"max-examples": 10, "deterministic": True, "database": "none"},
+        }
+    ),
+).include(method="OPTIONS")
+
+
+def concrete(path: str) -> str:
+    """A URL path of a path template, each parameter a plain value."""
+    return re.sub(r"\{\w+\}", "x", path)
+
+
+def without_cors(document: dict[str, Any]) -> dict[str, Any]:
+    """`document` less what --cors adds: its preflights, headers, and their components."""
+    stripped = copy.deepcopy(document)
+    for item in stripped["paths"].values():
+        item.pop("options", None)
+        for operation in item.values():
+            for response in operation["responses"].values():
+                kept = {k: v for k, v in response.get("headers", {}).items() if k not in CORS_MARKS}
+                if kept:
+                    response["headers"] = kept
+                else:
+                    response.pop("headers", None)
+    headers = stripped["components"]["headers"]
+    for name in load_text()["cors"]["components"]["headers"]:
+        del headers[name]
+    return stripped
+
+
+def header_schema(document: dict[str, Any], header: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = resolve(document, header["$ref"]) if "$ref" in header else header
+    return found
+
+
+def assert_headers_as_documented(
+    document: dict[str, Any], documented: dict[str, Any], response: httpx.Response
+) -> None:
+    """Each documented header: present if required, and its value valid by its schema."""
+    for name, header in documented.items():
+        header = header_schema(document, header)
+        if name not in response.headers:
+            assert not header.get("required"), (name, response.headers)
+            continue
+        errors = list(Draft202012Validator(header["schema"]).iter_errors(response.headers[name]))
+        assert not errors, (name, response.headers[name], errors)
+
+
+@pytest.fixture(scope="module")
+def cors_server() -> Iterator[MockServer]:
+    with MockServer(cors=[CORS_PAGE]) as server:
+        yield server
+
+
+@pytest.mark.parametrize("origins", [[CORS_PAGE], ["http://a.example", "https://b.example"], ["*"]])
+def test_with_cors_the_document_is_valid_and_only_adds(origins: list[str]) -> None:
+    plain, with_cors = served(), served(cors=origins)
+
+    validate(with_cors, cls=OpenAPIV31SpecValidator)
+    assert without_cors(with_cors) == plain
+    assert with_cors != plain
+    for name in ("options", "Access-Control", "preflight", "VaryOrigin"):
+        assert name not in json.dumps(plain), name
+    assert served(cors=[]) == plain
+    allowed = resolve(with_cors, "#/components/headers/AccessControlAllowOrigin")
+    assert allowed["schema"]["enum"] == origins
+    ids = Counter(operation["operationId"] for _, _, operation in operations(with_cors))
+    assert set(ids.values()) == {1}
+
+
+def test_preflights_are_documented_on_exactly_the_paths_cors_answers(
+    cors_server: MockServer,
+) -> None:
+    table = RouteTable()
+    answered = {
+        spec.path
+        for spec in ROUTES
+        if cors.covers(concrete(spec.path)) and table.allowed(concrete(spec.path))
+    }
+    documented = {path for path, item in CORS_DOCUMENT["paths"].items() if "options" in item}
+
+    assert documented == answered
+    assert GENERATIONS in answered
+    assert "/images/{model}/{size}/{name}" in answered  # images are drawn into canvases
+    assert not {path for path in answered if path.startswith("/__admin/")}
+    for path in CORS_DOCUMENT["paths"]:
+        response = httpx.options(
+            cors_server.url + concrete(path),
+            headers={"Origin": CORS_PAGE, "Access-Control-Request-Method": "GET"},
+        )
+        assert (response.status_code == 204) == (path in documented), (path, response.status_code)
+    for path in documented:
+        operation = CORS_DOCUMENT["paths"][path]["options"]
+        assert operation["operationId"].startswith("preflight")
+        assert set(operation["responses"]) == {"204", "405"}
+        methods = operation["responses"]["204"]["headers"]["Access-Control-Allow-Methods"]
+        assert methods["schema"]["enum"] == [", ".join(table.allowed(concrete(path)))]
+
+
+def test_a_real_preflight_answers_the_headers_the_document_names(
+    cors_server: MockServer,
+) -> None:
+    for path in (p for p, item in CORS_DOCUMENT["paths"].items() if "options" in item):
+        documented = CORS_DOCUMENT["paths"][path]["options"]["responses"]["204"]["headers"]
+        response = httpx.options(
+            cors_server.url + concrete(path),
+            headers={
+                "Origin": CORS_PAGE,
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization, x-mock-something",
+            },
+        )
+
+        assert response.status_code == 204, (path, response.text)
+        sent = {name.lower() for name in response.headers} - {"content-length", "date", "server"}
+        assert sent == {name.lower() for name in documented}, path
+        assert_headers_as_documented(CORS_DOCUMENT, documented, response)
+        allowed = response.headers["access-control-allow-headers"]
+        assert {"Authorization", "Content-Type", "x-mock-something"} <= set(allowed.split(", "))
+        assert response.headers["access-control-max-age"] == str(cors.MAX_AGE)
+
+
+def test_answers_carry_the_cors_headers_the_document_names(cors_server: MockServer) -> None:
+    key = {"Authorization": f"Bearer {cors_server.api_key}"}
+    for path, method, headers in [
+        ("/healthz", "get", {}),
+        ("/v1/models", "get", key),
+        ("/v1/models/{model}", "get", key),  # a 404: the model `x` is unknown
+        (GENERATIONS, "post", key),  # called with GET: a 405
+    ]:
+        for origin in ({"Origin": CORS_PAGE}, {"Origin": "http://elsewhere.example"}, {}):
+            response = httpx.get(cors_server.url + concrete(path), headers={**headers, **origin})
+            operation = CORS_DOCUMENT["paths"][path][method]
+            documented = operation["responses"][str(response.status_code)]["headers"]
+
+            assert set(documented) >= CORS_MARKS, (path, response.status_code)
+            assert_headers_as_documented(CORS_DOCUMENT, documented, response)
+            marked = "access-control-allow-origin" in response.headers
+            assert marked == (origin.get("Origin") == CORS_PAGE), (path, origin)
+            assert ("access-control-expose-headers" in response.headers) == marked
+
+
+@CORS_SCHEMA.parametrize()
+def test_the_preflights_hold_up_to_schemathesis(
+    case: schemathesis.Case, cors_server: MockServer
+) -> None:
+    case.call_and_validate(
+        base_url=cors_server.url,
+        checks=[
+            not_a_server_error,
+            status_code_conformance,
+            content_type_conformance,
+            response_headers_conformance,
+            response_schema_conformance,
+        ],
+    )
