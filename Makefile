@@ -14,7 +14,7 @@ LOWEST_STAMP := $(LOWEST)/.installed
 # The bounds of the test tools the smoke tests use, as in pyproject.toml's dev extra.
 LOWEST_TOOLS := 'pytest>=8.3' 'openai>=1.50' 'httpx>=0.27'
 # Only these files: the others import test tools (hypothesis, playwright...) not installed there.
-SMOKE_TESTS  := tests/test_serving.py tests/test_server.py tests/test_cli.py
+SMOKE_TESTS  := tests/test_serving.py tests/test_server.py tests/test_cli.py tests/test_sessions.py tests/test_plugin_coverage.py
 # pyproject.toml turns warnings into errors, on the lowest versions too. Should one of them
 # warn where the current versions do not (a deprecation since fixed upstream), ignore it here
 # with -W, for this run only, and say which version warns. None does at present.

@@ -9,9 +9,19 @@ if TYPE_CHECKING:
     from mockserver.app import create_app
     from mockserver.config import MockConfig
     from mockserver.errors import ApiError, ConfigError
+    from mockserver.remote import RemoteMock
     from mockserver.server import MockServer
+    from mockserver.sessions import MockSession
 
-__all__ = ["ApiError", "ConfigError", "MockConfig", "MockServer", "create_app"]
+__all__ = [
+    "ApiError",
+    "ConfigError",
+    "MockConfig",
+    "MockServer",
+    "MockSession",
+    "RemoteMock",
+    "create_app",
+]
 
 # Imported on first use: the pytest plugin loads this package in every pytest run of a project
 # that has it installed, and should cost those runs nothing unless a test asks for the mock.
@@ -20,6 +30,8 @@ _HOMES = {
     "ConfigError": "mockserver.errors",
     "MockConfig": "mockserver.config",
     "MockServer": "mockserver.server",
+    "MockSession": "mockserver.sessions",
+    "RemoteMock": "mockserver.remote",
     "create_app": "mockserver.app",
 }
 

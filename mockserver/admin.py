@@ -5,19 +5,13 @@ from __future__ import annotations
 
 import functools
 import hmac
-import html
 import json
-import string
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
 
 from jsonschema import ValidationError
 from starlette.requests import Request
 from starlette.responses import (
-    HTMLResponse,
     JSONResponse,
     RedirectResponse,
     Response,
@@ -28,19 +22,20 @@ from mockserver.bodies import read_json_object
 from mockserver.config import MockConfig, schema_validator
 from mockserver.contract import param_path
 from mockserver.errors import ApiError
-from mockserver.images import render_thumbnail, thumbnail_size
+from mockserver.images import render_thumbnail
 from mockserver.journal import MIB, Journal, RequestRecord, excerpt
 from mockserver.matching import Matcher, MatcherError
+from mockserver.page import PAGE_ROWS, journal_page
+from mockserver.sessions import name_problem
 
 if TYPE_CHECKING:
     from mockserver.state import MockState
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-PAGE = string.Template((Path(__file__).parent / "admin.html").read_text(encoding="utf-8"))
-PAGE_ROWS = 100
 ADMIN_BODY_LIMIT = 64 * 1024
-_FILTERS = {"status", "model", "error", "drift", "request_id", "limit"}
+_FILTERS = {"status", "model", "error", "drift", "request_id", "session", "limit"}
 DRIFT_KINDS = ("upstream_refuses", "mock_refuses", "different_error")
+_SESSION = {"session"}  # the routes that may be scoped to one session
 _PAGING = _FILTERS | {"after"}  # GET /__admin/requests pages on, the page does not
 STREAM_CHUNK = 64 * 1024  # the journal is sent in chunks of about this many bytes
 ADMIN_FAULTS_SCHEMA = "admin-faults.request.json"
@@ -70,7 +65,7 @@ def _whole(query: dict[str, str], name: str, minimum: int) -> int | None:
 
 def filtered(records: list[RequestRecord], query: dict[str, str]) -> list[RequestRecord]:
     """The records that pass ?status=&model=&error=&drift=&request_id= (the mock's id or the
-    client's); of them, with ?after=ID those with a greater id, oldest first, the first
+    client's)&session=; of them, with ?after=ID those with a greater id, oldest first, the first
     ?limit= of them; without it, the newest ?limit=."""
     status = _whole(query, "status", 0)
     limit = _whole(query, "limit", 1)
@@ -85,12 +80,30 @@ def filtered(records: list[RequestRecord], query: dict[str, str]) -> list[Reques
         records = [r for r in records if r.error == query["error"]]
     if "drift" in query:
         records = _drifted(records, query["drift"])
+    if "session" in query:
+        wanted_session = _session(query)
+        records = [r for r in records if r.session == wanted_session]
     if "request_id" in query:
         wanted = query["request_id"]
         records = [r for r in records if wanted in (r.request_id, r.client_request_id)]
     if not limit:
         return records
     return records[:limit] if after is not None else records[-limit:]
+
+
+def _session(query: dict[str, str], request: Request | None = None) -> str | None:
+    """?session=NAME, checked as the X-Mock-Session header is; None without it. On the JSON
+    routes (`request` given) an empty one is refused: a script's `?session=$UNSET` must not
+    reach every session. The page's form sends its empty fields, which mean no filter."""
+    name = query.get("session")
+    if name is None and request is not None:
+        name = request.query_params.get("session")
+    if name is None:
+        return None
+    problem = name_problem(name)
+    if problem:
+        raise ApiError("invalid_value", param="session", detail=problem)
+    return name.strip(" \t")
 
 
 def _drifted(records: list[RequestRecord], wanted: str) -> list[RequestRecord]:
@@ -144,6 +157,7 @@ def admin(endpoint: Endpoint) -> Endpoint:
 async def list_requests(request: Request) -> Response:
     """The journal as JSON, streamed a record at a time: never built whole in memory."""
     query = _query(request, _PAGING)
+    _session(query, request)  # an empty ?session= is refused, not taken for none
     journal = mock_of(request).journal
     records = filtered(journal.records(), query)
     after = _whole(query, "after", 0) or 0
@@ -205,22 +219,29 @@ def _record_json(record: RequestRecord) -> bytes:
 
 @admin
 async def delete_requests(request: Request) -> Response:
-    _query(request, set())
-    return JSONResponse({"deleted": mock_of(request).journal.clear()})
+    session = _session(_query(request, _SESSION), request)
+    return JSONResponse({"deleted": mock_of(request).journal.clear(session=session)})
 
 
 @admin
 async def reset(request: Request) -> Response:
-    _query(request, set())
-    mock_of(request).reset()
+    session = _session(_query(request, _SESSION), request)
+    mock_of(request).reset(session)
     if "form" in request.headers.get("content-type", ""):
         return RedirectResponse("/__admin/", status_code=303)  # the page's Reset button
-    return JSONResponse({"reset": True})
+    return JSONResponse({"reset": True, "session": session})
+
+
+@admin
+async def coverage(request: Request) -> Response:
+    """What the requests since start or reset exercised, of the mock or of ?session=."""
+    session = _session(_query(request, _SESSION), request)
+    return JSONResponse(mock_of(request).coverage(session))
 
 
 @admin
 async def list_faults(request: Request) -> Response:
-    _query(request, set())
+    session = _session(_query(request, _SESSION), request)
     mock = mock_of(request)
     return JSONResponse(
         {
@@ -228,7 +249,7 @@ async def list_faults(request: Request) -> Response:
                 name: {k: v for k, v in vars(fault).items() if v is not None and k != "name"}
                 for name, fault in mock.faults.faults.items()
             },
-            "queued": [entry.to_json() for entry in mock.queue.pending()],
+            "queued": [entry.to_json() for entry in mock.queue.pending(session)],
         }
     )
 
@@ -251,14 +272,15 @@ async def queue_fault(request: Request) -> Response:
     fault = mock.fault(body["fault"]).with_options(
         delay_ms=body.get("delay_ms"), retry_after_ms=body.get("retry_after_ms")
     )
-    entry = mock.queue.push(fault, body.get("times", 1), match)
+    session = _session({"session": body["session"]} if "session" in body else {})
+    entry = mock.queue.push(fault, body.get("times", 1), match, session)
     return JSONResponse({"queued": entry.to_json()}, status_code=201)
 
 
 @admin
 async def clear_faults(request: Request) -> Response:
-    _query(request, set())
-    return JSONResponse({"deleted": mock_of(request).queue.clear()})
+    session = _session(_query(request, _SESSION), request)
+    return JSONResponse({"deleted": mock_of(request).queue.clear(session)})
 
 
 @admin
@@ -285,29 +307,20 @@ async def thumbnail(request: Request) -> Response:
 
 @admin
 async def page(request: Request) -> Response:
+    """The journal as a page (`mockserver.page`), filtered as GET /__admin/requests is."""
     query = _query(request, _FILTERS)
-    journal = mock_of(request).journal
-    everything = journal.records()
+    mock = mock_of(request)
+    everything = mock.journal.records()
     records = filtered(everything, {"limit": str(PAGE_ROWS), **query})
-    summary = (
-        f"{len(everything)} request(s) in the journal (it keeps the newest "
-        f"{journal.size}, at most {_megabytes(journal)} MB; {journal.dropped} dropped), "
-        f"showing {len(records)}, "
-        f"newest first. Page drawn at {time.strftime('%H:%M:%S', time.gmtime())} UTC."
+    return journal_page(
+        request,
+        mock,
+        query,
+        records,
+        total=len(everything),
+        megabytes=_megabytes(mock.journal),
+        accepted=_FILTERS,
     )
-    text = PAGE.substitute(
-        count=len(everything),
-        summary=html.escape(summary),
-        refresh=html.escape("/__admin/" + (f"?{urlencode(query)}" if query else "")),
-        status=html.escape(query.get("status", "")),
-        model=html.escape(query.get("model", "")),
-        error=html.escape(query.get("error", "")),
-        limit=f'<input type="hidden" name="limit" value="{html.escape(query["limit"])}">'
-        if "limit" in query
-        else "",
-        rows="\n".join(_row(r) for r in reversed(records)) or _empty(query),
-    )
-    return HTMLResponse(text, headers={"Cache-Control": "no-store"})
 
 
 def _admit(config: MockConfig, request: Request) -> None:
@@ -327,92 +340,3 @@ def _admit(config: MockConfig, request: Request) -> None:
             detail=f"the mock listens on {config.host}, beyond this machine; start it with "
             "--admin-token TOKEN and send the token in the X-Admin-Token header",
         )
-
-
-def _empty(query: dict[str, str]) -> str:
-    text = "No request matches the filter." if query else "No requests yet."
-    return f'<tr><td colspan="6" class="muted">{text}</td></tr>'
-
-
-def _shorten(value: Any, limit: int = 300) -> Any:
-    """The body as shown on the page: long strings (data URIs, say) cut down."""
-    if isinstance(value, str) and len(value) > limit:
-        return f"{value[:limit]}... ({len(value):,} characters)"
-    if isinstance(value, list):
-        return [_shorten(v, limit) for v in value[:50]] + (
-            [f"... {len(value)} items"] * (len(value) > 50)
-        )
-    if isinstance(value, dict):
-        return {k: _shorten(v, limit) for k, v in value.items()}
-    return value
-
-
-# What the page says of a request that got no answer, by its outcome.
-_NO_ANSWER = {"client_disconnected": "client left", "dropped": "dropped by the mock"}
-
-
-def _upstream_tags(record: RequestRecord) -> list[str]:
-    """Proxy mode: the upstream's answer, the mock's verdict and their drift, if any."""
-    e = html.escape
-    tags = []
-    upstream = record.upstream
-    if upstream is not None:
-        said = upstream.get("failure") or upstream.get("status")
-        tags.append(f'<span class="tag">upstream {e(str(said))}</span>')
-    verdict = record.mock_verdict
-    if verdict is not None and verdict.get("error"):
-        tags.append(f'<span class="tag">mock would answer {e(str(verdict["error"]))}</span>')
-    if record.drift:
-        tags.append(f'<div class="warning drift"><b>drift {e(record.drift)}</b></div>')
-    if record.recorded is not None:
-        tags.append(f'<span class="tag">recorded {e(str(record.recorded.get("file")))}</span>')
-    return tags
-
-
-def _row(record: RequestRecord) -> str:
-    e = html.escape
-    status = (
-        str(record.status)
-        if record.status is not None
-        else _NO_ANSWER.get(record.outcome, "no response")
-    )
-    shade = f"s{str(record.status or 0)[0]} {e(record.outcome)}"
-    answer = [f'<span class="status {shade}">{e(status)}</span>']
-    if record.error:
-        where = f" ({e(record.param)})" if record.param else ""
-        answer.append(
-            f"<div><b>{e(record.error)}</b>{where}: {e(record.error_message or '')}</div>"
-        )
-    if record.fault:
-        answer.append(f'<span class="tag">fault {e(record.fault)}</span>')
-    if record.stub:
-        answer.append(f'<span class="tag">stub {e(record.stub)}</span>')
-    answer += _upstream_tags(record)
-    answer += [
-        f'<div class="warning">warning {e(w.code)}: {e(w.message)}</div>' for w in record.warnings
-    ]
-    body = (
-        ""
-        if record.body is None
-        else json.dumps(_shorten(record.body), indent=2, ensure_ascii=False)
-    )
-    thumbs = []
-    for index, url in enumerate(record.images, 1):
-        path = url.partition("/images/")[2]
-        size = path.split("/")[1] if path.count("/") == 2 else ""
-        width, height = (int(x) for x in size.split("x")) if "x" in size else (1, 1)
-        tw, th = thumbnail_size(width, height)
-        thumbs.append(
-            f'<a href="{e(url)}"><img src="/__admin/thumbnails/{e(path)}" width="{tw}" '
-            f'height="{th}" alt="image {index} of request {record.id}"></a>'
-        )
-    clock = (
-        time.strftime("%H:%M:%S", time.gmtime(record.time)) + f".{int(record.time % 1 * 1000):03d}"
-    )
-    return (
-        f'<tr id="request-{record.id}"><td>{record.id}<br>'
-        f'<span class="muted request-id">{e(record.request_id or "")}</span></td><td>{clock}<br>'
-        f'<span class="muted">{record.duration_ms:.1f} ms</span></td>'
-        f"<td>{e(record.method)} {e(record.path)}</td><td>{''.join(answer)}</td>"
-        f'<td><pre>{e(body)}</pre></td><td class="thumbs">{"".join(thumbs)}</td></tr>'
-    )

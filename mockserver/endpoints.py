@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 
 from mockserver.bodies import read_json_object
 from mockserver.contract import Generation
+from mockserver.coverage import pair_name
 from mockserver.errors import ApiError
 from mockserver.faults import Fault
 from mockserver.images import ImageSpec, render_spec
@@ -91,6 +92,13 @@ async def generate_images(request: Request) -> Response:
     body = exchange.body = await read_json_object(request, mock.config.max_body)
     generation = mock.contract.validate(body)
     exchange.warnings = mock.contract.warnings(body)
+    if body.get("size") is None:
+        sizes = mock.sizes
+        # An optional field sent as null counts as absent, as in the contract.
+        exchange.answered.pair = pair_name(
+            body.get("ratio") or sizes.default_ratio,
+            body.get("resolution") or sizes.default_resolution,
+        )
     plan, headers = await make_plan(request, generation, fault, latency)
     return await answer(request, generation, plan, headers)
 
@@ -102,11 +110,20 @@ async def make_plan(
     mock, exchange = mock_of(request), exchange_of(request)
     chaos_delay, chaos_fault = mock.draw_chaos()
     asked = Asked(
-        exchange.body, request.headers, generation.n, fault, latency, chaos_delay, chaos_fault
+        exchange.body,
+        request.headers,
+        generation.n,
+        fault,
+        latency,
+        chaos_delay,
+        chaos_fault,
+        exchange.session,
     )
     plan = mock.plan(asked)
     exchange.fault = plan.fault.name if plan.fault else None
     exchange.stub = plan.stub.name if plan.stub else None
+    exchange.answered.fault_source = plan.source
+    exchange.answered.unmatched = plan.fault is None and plan.stub is None
     headers = plan.fault.headers() if plan.fault else {}
     if plan.stub is not None:
         headers["X-Mock-Stub"] = plan.stub.x_mock_stub

@@ -87,6 +87,10 @@ class QueuedFault:
     fault: Fault
     times: int
     match: Match
+    session: str | None = None  # only for requests of this session; None: of any
+
+    def takes(self, session: str) -> bool:
+        return self.session is None or self.session == session
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,6 +99,7 @@ class QueuedFault:
             "match": match_json(self.match),
             "delay_ms": self.fault.delay_ms,
             "retry_after_ms": self.fault.retry_after_ms,
+            "session": self.session,
         }
 
 
@@ -105,8 +110,10 @@ class FaultQueue:
         self._queue: list[QueuedFault] = []
         self._lock = threading.Lock()
 
-    def push(self, fault: Fault, times: int, match: Match) -> QueuedFault:
-        entry = QueuedFault(fault, times, dict(match))
+    def push(
+        self, fault: Fault, times: int, match: Match, session: str | None = None
+    ) -> QueuedFault:
+        entry = QueuedFault(fault, times, dict(match), session)
         with self._lock:
             self._queue.append(entry)
         return entry
@@ -121,14 +128,17 @@ class FaultQueue:
                 self._queue.remove(entry)
             return True
 
-    def pending(self) -> list[QueuedFault]:
+    def pending(self, session: str | None = None) -> list[QueuedFault]:
+        """The entries queued, oldest first: all of them, or those of one session."""
         with self._lock:
-            return list(self._queue)
+            return [q for q in self._queue if session is None or q.session == session]
 
-    def clear(self) -> int:
+    def clear(self, session: str | None = None) -> int:
+        """Drop every entry, or those queued for one session."""
         with self._lock:
-            count = len(self._queue)
-            self._queue.clear()
+            kept = [q for q in self._queue if session is not None and q.session != session]
+            count = len(self._queue) - len(kept)
+            self._queue[:] = kept
             return count
 
     def __len__(self) -> int:

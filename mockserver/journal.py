@@ -22,9 +22,9 @@ import hashlib
 import itertools
 import json
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-admin-token"})
@@ -38,6 +38,9 @@ WARNINGS_LIMIT = 100  # warnings kept per record
 HEADERS_LIMIT = 100  # headers kept per record
 WHOLE_BODY = "$"  # the path in `cut` of a body kept as the excerpt of its JSON
 RECORD_SHARE = 8  # no record takes more than this share of the journal's bytes
+# Sessions whose clearing is remembered (a request of one in progress is then not recorded);
+# past this many, the least recently cleared is forgotten.
+SESSION_EPOCHS = 10_000
 # Estimated sizes in memory, as CPython 3.11 on 64 bits makes them (`sys.getsizeof`), a little
 # over: a record's own objects (the dataclass, its tuples, the journal's slots), one warning, a
 # header (its two strings and its entry), a string (besides 1 byte a character; 4 if it is not
@@ -50,6 +53,9 @@ DICT_BYTES = 64
 ENTRY_BYTES = 40
 LIST_BYTES = 64
 VALUE_BYTES = 32
+
+
+Epoch = tuple[int, int]  # the journal's, and the session's, when a request began
 
 
 @dataclass(frozen=True)
@@ -105,10 +111,23 @@ class RequestRecord:
     # `x-client-request-id`), clipped as a header is.
     request_id: str | None = None
     client_request_id: str | None = None
+    # The client's X-Mock-Session, "default" without one (see `mockserver.sessions`).
+    session: str = "default"
 
     @property
     def model(self) -> Any:
         return self.body.get("model") if isinstance(self.body, dict) else None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RequestRecord:
+        """A record as `GET /__admin/requests` lists it (`to_json`), back as a record; fields
+        of a newer mock that this one does not know are left out."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["images"] = tuple(values.get("images", ()))
+        values["cut"] = tuple(values.get("cut", ()))
+        values["warnings"] = tuple(ContractWarning(**w) for w in values.get("warnings", ()))
+        return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -351,31 +370,37 @@ class Journal:
         self._lock = threading.Lock()
         self.dropped = 0
         self.bytes = 0  # the estimated size of the records kept
-        # Bumped by clear(): a request that began before it is not recorded when it ends.
+        # Bumped by clear(): a request that began before it is not recorded when it ends;
+        # likewise for a session, by clear(session=) (the newest SESSION_EPOCHS of them).
         self.epoch = 0
+        self._session_epochs: OrderedDict[str, int] = OrderedDict()
 
     def next_id(self) -> int:
         with self._lock:
             return next(self._ids)
 
-    def begin(self) -> tuple[int, int]:
+    def begin(self, session: str = "default") -> tuple[Epoch, int]:
         """The epoch and a new id for a request beginning now, taken together: a request
-        begun before a `clear` keeps the epoch its id came with, and is not recorded."""
+        begun before a `clear` (of all, or of its session) keeps the epoch its id came with,
+        and is not recorded."""
         with self._lock:
-            return self.epoch, next(self._ids)
+            return (self.epoch, self._session_epochs.get(session, 0)), next(self._ids)
 
-    def add(self, record: RequestRecord, epoch: int) -> None:
+    def current(self, session: str) -> Epoch:
+        return self.epoch, self._session_epochs.get(session, 0)
+
+    def add(self, record: RequestRecord, epoch: Epoch) -> bool:
         """Keep `record`, cut down to size (`bounded`), dropping the oldest to make room;
-        unless the journal was cleared since its request began (`epoch`). Its id was taken
-        when its request began, so a quicker request begun later can be in first: the records
-        are kept in the order of their ids."""
-        if epoch != self.epoch:
-            return
+        unless the journal (or its session's part) was cleared since its request began
+        (`epoch`): False then. Its id was taken when its request began, so a quicker request
+        begun later can be in first: the records are kept in the order of their ids."""
+        if epoch != self.current(record.session):
+            return False
         kept, size = bounded(record, self.max_bytes // RECORD_SHARE)
         records, sizes = self._records, self._sizes
         with self._lock:
-            if epoch != self.epoch:
-                return
+            if epoch != self.current(record.session):
+                return False
             place = len(records)
             while place and records[place - 1].id > kept.id:
                 place -= 1
@@ -388,13 +413,22 @@ class Journal:
                 total -= sizes.popleft()
                 self.dropped += 1
             self.bytes = total
+        return True
 
-    def records(self) -> list[RequestRecord]:
+    def records(self, session: str | None = None) -> list[RequestRecord]:
+        """The records kept, oldest first: all of them, or one session's."""
         with self._lock:
-            return list(self._records)
+            if session is None:
+                return list(self._records)
+            return [r for r in self._records if r.session == session]
 
-    def clear(self, *, restart_ids: bool = False) -> int:
+    def clear(self, *, restart_ids: bool = False, session: str | None = None) -> int:
+        """Drop every record, or one session's (whose requests in progress are then not
+        recorded either); `restart_ids`, and the next id is 1 again."""
+        if session is not None:
+            return self._clear_session(session)
         with self._lock:
+            self._session_epochs.clear()
             count = len(self._records)
             self._records.clear()
             self._sizes.clear()
@@ -403,6 +437,23 @@ class Journal:
             self.epoch += 1
             if restart_ids:
                 self._ids = itertools.count(1)
+            return count
+
+    def _clear_session(self, session: str) -> int:
+        with self._lock:
+            epochs = self._session_epochs
+            epochs[session] = epochs.pop(session, 0) + 1
+            while len(epochs) > SESSION_EPOCHS:
+                epochs.popitem(last=False)
+            kept = [
+                (r, n)
+                for r, n in zip(self._records, self._sizes, strict=True)
+                if r.session != session
+            ]
+            count = len(self._records) - len(kept)
+            self._records = deque(r for r, _ in kept)
+            self._sizes = deque(n for _, n in kept)
+            self.bytes = sum(self._sizes)
             return count
 
     def __len__(self) -> int:

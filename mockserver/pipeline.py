@@ -36,9 +36,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mockserver.coverage import DEFAULT_SESSION, Answered
 from mockserver.errors import ApiError, ErrorCatalogue
-from mockserver.journal import ContractWarning, RequestRecord, clip, redact_headers
+from mockserver.journal import ContractWarning, Epoch, RequestRecord, clip, redact_headers
 from mockserver.serving import TRANSPORT, cut_by_server, drop_connection, read_timeout_of
+from mockserver.sessions import session_of
 
 if TYPE_CHECKING:
     from mockserver.state import MockState
@@ -57,9 +59,10 @@ WATCH_AFTER = 0.05
 class Exchange:
     """What one API request turned out to be, filled in as it is answered."""
 
-    epoch: int  # the journal's when the request began
+    epoch: Epoch  # the journal's when the request began
     started: float
     id: int = 0  # its id in the journal, taken when it began
+    session: str = DEFAULT_SESSION  # its X-Mock-Session
     request_id: str | None = None  # the answer's x-request-id, once it starts
     body: Any = None
     warnings: list[ContractWarning] = field(default_factory=list)
@@ -78,6 +81,8 @@ class Exchange:
     mock_verdict: dict[str, Any] | None = None
     drift: str | None = None
     recorded: dict[str, Any] | None = None
+    # What coverage counts besides the record.
+    answered: Answered = field(default_factory=Answered)
 
     @property
     def outcome(self) -> str:
@@ -109,11 +114,20 @@ class Journaled:
         if not scope["path"].startswith(JOURNALED):
             await self._unjournaled(scope, receive, send)
             return
-        epoch, number = self.state.journal.begin()
-        exchange = scope[EXCHANGE] = Exchange(epoch=epoch, started=time.time(), id=number)
+        try:
+            session, refused = session_of(scope["headers"]), None
+        except ApiError as exc:
+            session, refused = DEFAULT_SESSION, exc
+        epoch, number = self.state.journal.begin(session)
+        exchange = scope[EXCHANGE] = Exchange(
+            epoch=epoch, started=time.time(), id=number, session=session
+        )
         talk = _Talk(scope, receive, send, exchange, self.record)
         try:
-            await self.app(scope, talk.receive, talk.send)
+            if refused is not None:  # a bad X-Mock-Session: the app does not see the request
+                await talk.answer(refused)
+            else:
+                await self.app(scope, talk.receive, talk.send)
         except asyncio.CancelledError:
             if not talk.stopped_for_leaving():
                 talk.lost(by_server=True)  # the server's cancellation: it is shutting down
@@ -153,39 +167,40 @@ class Journaled:
             await error_response(scope, _timeout_error(scope))(scope, receive, send)
 
     def record(self, scope: Scope, exchange: Exchange) -> None:
-        journal = self.state.journal
+        state = self.state
         headers = redact_headers(
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]
         )
         outcome = exchange.outcome
-        journal.add(
-            RequestRecord(
-                id=exchange.id,
-                time=exchange.started,
-                method=scope["method"],
-                path=scope["path"],
-                headers=headers,
-                body=exchange.body,
-                status=exchange.status if outcome == "answered" else None,
-                error=exchange.error,
-                error_message=exchange.error_message,
-                param=exchange.param,
-                images=tuple(exchange.images),
-                warnings=tuple(exchange.warnings),
-                fault=exchange.fault,
-                stub=exchange.stub,
-                duration_ms=round((time.time() - exchange.started) * 1000, 3),
-                exception=exchange.exception,
-                outcome=outcome,
-                upstream=exchange.upstream,
-                mock_verdict=exchange.mock_verdict,
-                drift=exchange.drift,
-                recorded=exchange.recorded,
-                request_id=exchange.request_id or request_id(scope, exchange),
-                client_request_id=client_request_id(headers),
-            ),
-            exchange.epoch,
+        record = RequestRecord(
+            id=exchange.id,
+            time=exchange.started,
+            method=scope["method"],
+            path=scope["path"],
+            headers=headers,
+            body=exchange.body,
+            status=exchange.status if outcome == "answered" else None,
+            error=exchange.error,
+            error_message=exchange.error_message,
+            param=exchange.param,
+            images=tuple(exchange.images),
+            warnings=tuple(exchange.warnings),
+            fault=exchange.fault,
+            stub=exchange.stub,
+            duration_ms=round((time.time() - exchange.started) * 1000, 3),
+            exception=exchange.exception,
+            outcome=outcome,
+            upstream=exchange.upstream,
+            mock_verdict=exchange.mock_verdict,
+            drift=exchange.drift,
+            recorded=exchange.recorded,
+            request_id=exchange.request_id or request_id(scope, exchange),
+            client_request_id=client_request_id(headers),
+            session=exchange.session,
         )
+        # Coverage counts what the journal keeps: not a request begun before a reset.
+        if state.journal.add(record, exchange.epoch):
+            state.counters.count(record, exchange.answered)
 
 
 async def receive_by(receive: Receive, deadline: float | None) -> Message:
@@ -383,7 +398,7 @@ def exchange_of(request: Request) -> Exchange:
     """The Exchange of an API request (outside `Journaled`, as in a unit test: a new one)."""
     found = request.scope.get(EXCHANGE)
     if found is None:
-        found = request.scope[EXCHANGE] = Exchange(epoch=-1, started=time.time())
+        found = request.scope[EXCHANGE] = Exchange(epoch=(-1, 0), started=time.time())
     assert isinstance(found, Exchange)
     return found
 

@@ -5,10 +5,11 @@ faults, stubs with uses left); `MockState.plan()` calls it under a lock and spen
 plan uses, so a fault queued for `times` requests answers exactly that many.
 
 Precedence, highest first: the request's `X-Mock-Fault` header, then the fault queue (oldest
-entry first), then the stub files (in file-name order), then the `--fault-rate` draw. The
-delay is the request's `X-Mock-Latency-Ms` if it has one, else the answering fault's or
-stub's own `delay_ms`; the `--latency` draw adds to either, and the sum is capped at the
-catalogue's `max_latency_ms`. A `partial` fault keeps `keep` of the images, rounded down.
+entry first; an entry queued for a session takes only that session's requests), then the
+stub files (in file-name order), then the `--fault-rate` draw. The delay is the request's
+`X-Mock-Latency-Ms` if it has one, else the answering fault's or stub's own `delay_ms`; the
+`--latency` draw adds to either, and the sum is capped at the catalogue's `max_latency_ms`.
+A `partial` fault keeps `keep` of the images, rounded down.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mockserver.coverage import DEFAULT_SESSION
 from mockserver.faults import Fault, QueuedFault
 from mockserver.matching import matches_all
 from mockserver.stubs import Stub
@@ -34,6 +36,7 @@ class Asked:
     latency_ms: float | None = None  # X-Mock-Latency-Ms
     chaos_delay_ms: float = 0.0  # the --latency draw
     chaos_fault: Fault | None = None  # the --fault-rate draw
+    session: str = DEFAULT_SESSION  # X-Mock-Session: queued faults of another are not taken
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,10 @@ def plan(
     fault, source = asked.fault, "header" if asked.fault else None
     entry = stub = None
     if fault is None:
-        entry = next((q for q in queued if matches_all(q.match, asked.body)), None)
+        entry = next(
+            (q for q in queued if q.takes(asked.session) and matches_all(q.match, asked.body)),
+            None,
+        )
         if entry is not None:
             fault, source = entry.fault, "queue"
     if fault is None:

@@ -50,7 +50,9 @@ class RouteSpec:
 
 
 def _api(path: str, method: str, endpoint: Endpoint, operation: str, *errors: str) -> RouteSpec:
-    return RouteSpec(path, method, endpoint, operation, errors, "api")
+    # Every journaled route reads X-Mock-Session: a bad one is a 400 invalid_value.
+    session = () if "invalid_value" in errors else ("invalid_value",)
+    return RouteSpec(path, method, endpoint, operation, (*errors, *session), "api")
 
 
 def _admin(path: str, method: str, endpoint: Endpoint, operation: str, *errors: str) -> RouteSpec:
@@ -104,9 +106,9 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("/openapi.json", "GET", endpoints.openapi, "openapi", (), "service"),
     _admin("/__admin/", "GET", admin.page, "adminPage", *FILTERS),
     _admin("/__admin/requests", "GET", admin.list_requests, "listRequests", *FILTERS),
-    _admin("/__admin/requests", "DELETE", admin.delete_requests, "clearRequests"),
-    _admin("/__admin/reset", "POST", admin.reset, "reset"),
-    _admin("/__admin/faults", "GET", admin.list_faults, "listFaults"),
+    _admin("/__admin/requests", "DELETE", admin.delete_requests, "clearRequests", *FILTERS),
+    _admin("/__admin/reset", "POST", admin.reset, "reset", *FILTERS),
+    _admin("/__admin/faults", "GET", admin.list_faults, "listFaults", *FILTERS),
     _admin(
         "/__admin/faults",
         "POST",
@@ -116,8 +118,9 @@ ROUTES: tuple[RouteSpec, ...] = (
         "missing_required_parameter",
         "invalid_value",
     ),
-    _admin("/__admin/faults", "DELETE", admin.clear_faults, "clearFaults"),
+    _admin("/__admin/faults", "DELETE", admin.clear_faults, "clearFaults", *FILTERS),
     _admin("/__admin/stubs", "GET", admin.list_stubs, "listStubs"),
+    _admin("/__admin/coverage", "GET", admin.coverage, "getCoverage", *FILTERS),
     RouteSpec(
         "/__admin/thumbnails/{model}/{size}/{name}",
         "GET",

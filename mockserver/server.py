@@ -18,12 +18,13 @@ from mockserver.serving import (
     base_url,
     bind_socket,
 )
+from mockserver.sessions import Served
 from mockserver.state import MockState
 
 DEFAULT_API_KEY = "sk-jimeng-mock"
 
 
-class MockServer:
+class MockServer(Served):
     """The mock served on `host`:`port` (0: a free port) from a daemon thread.
 
     Use it as a context manager; `.url`, `.api_base` (what the openai SDK's `base_url`
@@ -56,6 +57,7 @@ class MockServer:
         self.config = dataclasses.replace(config, host=host) if host else config
         self.app = create_app(self.config)
         self.state: MockState = self.app.state.mock
+        self.expected_errors = self.state.expected_errors  # the one set, which reset() empties
         self.host = self.config.host
         self._port = port
         self.http = http
@@ -82,10 +84,6 @@ class MockServer:
         return base_url(self.host, self._port)
 
     @property
-    def api_base(self) -> str:
-        return self.url + "/v1"
-
-    @property
     def api_key(self) -> str:
         return self.config.api_keys[0] if self.config.api_keys else DEFAULT_API_KEY
 
@@ -107,18 +105,14 @@ class MockServer:
 
     # The journal, faults and checks of `MockState`, on the server itself.
 
-    @property
-    def requests(self) -> list[RequestRecord]:
-        """Every recorded API request, oldest first (the newest `journal_size` of them)."""
-        return self.state.requests
+    def records(self, session: str | None = None) -> list[RequestRecord]:
+        """The recorded requests of one session (all of them: None), oldest first."""
+        return self.state.records(session)
 
-    @property
-    def last_request(self) -> RequestRecord | None:
-        return self.state.last_request
-
-    def reset(self) -> None:
-        """Journal, queued faults, stub counts, rate limits and chaos back to their start."""
-        self.state.reset()
+    def reset(self, session: str | None = None) -> None:
+        """Journal, queued faults, stub counts, coverage, rate limits and chaos back to their
+        start; with `session`, only that session's part (see `MockState.reset`)."""
+        self.state.reset(session)
 
     def fail_next(
         self,
@@ -127,26 +121,23 @@ class MockServer:
         *,
         delay_ms: int | None = None,
         retry_after_ms: int | None = None,
+        session: str | None = None,
         **match: Any,
     ) -> QueuedFault:
-        """Answer the next `times` generation requests whose body has `match` with `fault`."""
+        """Answer the next `times` generation requests whose body has `match` (of `session`
+        only, if given) with `fault`."""
         return self.state.fail_next(
-            fault, times, delay_ms=delay_ms, retry_after_ms=retry_after_ms, **match
+            fault,
+            times,
+            delay_ms=delay_ms,
+            retry_after_ms=retry_after_ms,
+            session=session,
+            **match,
         )
 
-    def expect_errors(self, *codes: str) -> None:
-        """Errors with these codes are what the test is after: `check()` lets them pass."""
-        self.state.expect_errors(*codes)
-
-    def assert_requested(
-        self, count: int | None = None, *, status: Any = None, error: Any = None, **fields: Any
-    ) -> list[RequestRecord]:
-        """Assert that requests with these body fields were made; see `MockState`."""
-        return self.state.assert_requested(count, status=status, error=error, **fields)
-
-    def check(self) -> None:
-        """Fail if any request so far had a warning, an unexpected error, or broke the mock."""
-        self.state.check()
+    def coverage(self, session: str | None = None) -> dict[str, Any]:
+        """What the requests since start or reset exercised (`mockserver.coverage`)."""
+        return self.state.coverage(session)
 
     def __enter__(self) -> MockServer:
         return self.start()

@@ -4,11 +4,11 @@ faults, stubs, rate limits), and what a test can ask of it."""
 from __future__ import annotations
 
 import threading
-from operator import attrgetter
 from typing import Any
 
 from mockserver.config import MockConfig, data_dir
-from mockserver.contract import RequestContract
+from mockserver.contract import WARNING_CODES, RequestContract
+from mockserver.coverage import Coverage, Names, pair_name
 from mockserver.errors import ApiError, ConfigError, ErrorCatalogue
 from mockserver.faults import Chaos, Fault, FaultCatalogue, FaultQueue, QueuedFault, RateLimiter
 from mockserver.images import ImageSigner
@@ -17,13 +17,13 @@ from mockserver.matching import compile_python
 from mockserver.plan import Asked, Plan, plan
 from mockserver.recording import Recorder
 from mockserver.render import Renderer
+from mockserver.sessions import Checked, checked
 from mockserver.sizes import SizeTable
 from mockserver.stubs import StubSet
 from mockserver.upstream import Upstream
-from mockserver.verify import assert_requested, problems
 
 
-class MockState:
+class MockState(Checked):
     """The journal, queued faults, stubs and rate limits of one mock, and the checks on them.
 
     `MockServer` and the `jimeng_mock` fixture hand these methods on; with `create_app`
@@ -64,10 +64,29 @@ class MockState:
             if config.record is not None and self.upstream is not None
             else None
         )
+        self.counters = Coverage(self._names(), self.stubs.names if self.stubs else list)
         self.expected_errors: set[str] = set()
         self._rng = self.chaos.rng()
         self._rng_lock = threading.Lock()
         self._plan_lock = threading.Lock()
+
+    def _names(self) -> Names:
+        """What coverage lists with count 0 when nothing used it."""
+        properties = list(self.contract.schema["properties"])
+        return Names(
+            errors=tuple(self.catalogue.kinds),
+            faults=tuple(self.faults.names()),
+            fields=frozenset(properties),
+            field_order=tuple(properties),
+            models=frozenset(self.contract.models),
+            model_order=self.contract.models,
+            pairs=tuple(
+                pair_name(ratio, resolution)
+                for ratio, row in self.sizes.table.items()
+                for resolution in row
+            ),
+            warnings=tuple(sorted(WARNING_CODES)),
+        )
 
     # ------------------------------------------------------------------ used while serving
 
@@ -88,12 +107,12 @@ class MockState:
             return plan(asked, (), (), self.faults.max_latency_ms)  # nothing to spend
         with self._plan_lock:
             while True:
-                stubs = self.stubs.available() if self.stubs else []
+                stubs = self.stubs.available(asked.session) if self.stubs else []
                 chosen = plan(asked, self.queue.pending(), stubs, self.faults.max_latency_ms)
                 if chosen.queued is None or self.queue.use(chosen.queued):
                     break  # else the entry was cleared meanwhile: plan again without it
             if chosen.stub is not None and self.stubs is not None:
-                self.stubs.use(chosen.stub)
+                self.stubs.use(chosen.stub, asked.session)
         return chosen
 
     def fault(self, name: str, *, param: str = "fault") -> Fault:
@@ -108,24 +127,29 @@ class MockState:
 
     # ------------------------------------------------------------------ for tests
 
-    @property
-    def requests(self) -> list[RequestRecord]:
-        """Every recorded API request, oldest first (the newest `journal_size` of them)."""
-        return self.journal.records()
+    def records(self, session: str | None = None) -> list[RequestRecord]:
+        """The recorded requests of one session (all of them: None), oldest first."""
+        return self.journal.records(None if session is None else checked(session))
 
-    @property
-    def last_request(self) -> RequestRecord | None:
-        records = self.journal.records()
-        return records[-1] if records else None
-
-    def reset(self) -> None:
-        """Journal, queued faults, stub counts, rate limits and chaos back to their start."""
+    def reset(self, session: str | None = None) -> None:
+        """Journal, queued faults, stub counts, coverage, rate limits and chaos back to their
+        start; with `session`, only that session's journal, queued faults, stub counts and
+        coverage (rate limits are per key, and chaos draws are the mock's)."""
+        if session is not None:
+            session = checked(session)
+            self.journal.clear(session=session)
+            self.queue.clear(session)
+            if self.stubs:
+                self.stubs.restart(session)
+            self.counters.reset(session)
+            return
         self.journal.clear(restart_ids=True)
         self.queue.clear()
         if self.limiter:
             self.limiter.clear()
         if self.stubs:
             self.stubs.refresh(force=True)
+        self.counters.reset()
         self.expected_errors.clear()
         with self._rng_lock:
             self._rng = self.chaos.rng()
@@ -137,47 +161,21 @@ class MockState:
         *,
         delay_ms: int | None = None,
         retry_after_ms: int | None = None,
+        session: str | None = None,
         **match: Any,
     ) -> QueuedFault:
-        """Answer the next `times` generation requests whose body has `match` with `fault`."""
+        """Answer the next `times` generation requests whose body has `match` (of `session`
+        only, if given) with `fault`."""
         found = self.faults.get(fault)
         if found is None:
             raise ValueError(f"unknown fault {fault!r}; known: {', '.join(self.faults.names())}")
         if isinstance(times, bool) or not isinstance(times, int) or times < 1:
             raise ValueError(f"times must be a whole number of at least 1, not {times!r}")
         chosen = found.with_options(delay_ms=delay_ms, retry_after_ms=retry_after_ms)
-        return self.queue.push(chosen, times, compile_python(match))
+        scope = None if session is None else checked(session)
+        return self.queue.push(chosen, times, compile_python(match), scope)
 
-    def expect_errors(self, *codes: str) -> None:
-        """Errors with these codes are what the test is after: `check()` lets them pass."""
-        self.expected_errors.update(codes)
-
-    def assert_requested(
-        self,
-        count: int | None = None,
-        *,
-        status: Any = None,
-        error: Any = None,
-        **fields: Any,
-    ) -> list[RequestRecord]:
-        """Assert that requests with these body fields were made (`count`: exactly that many).
-
-        Values are matchers (`mockserver.matching`): equal with the same JSON type, a
-        compiled regex that finds them (its flags kept), or a callable that says so. On a
-        failure the message shows the nearest request and what differs.
-        """
-        asked = {"status": status, "error": error}
-        meta = {name: attrgetter(name) for name, value in asked.items() if value is not None}
-        wanted = compile_python({**{name: asked[name] for name in meta}, **fields})
-        return assert_requested(self.journal.records(), wanted, count, meta=meta)
-
-    def check(self) -> None:
-        """Fail if any request so far had a warning, an unexpected error, or broke the mock."""
-        found = problems(self.journal.records(), self.expected_errors)
-        if found:
-            total = len(self.journal)
-            raise AssertionError(
-                f"{len(found)} problem(s) in {total} request(s) to the mock:\n"
-                + "\n".join(f"- {line}" for line in found)
-                + "\nErrors a test provokes on purpose: call expect_errors(CODE, ...) first."
-            )
+    def coverage(self, session: str | None = None) -> dict[str, Any]:
+        """What the requests since start or reset exercised (`mockserver.coverage`): of the
+        whole mock, or of one session."""
+        return self.counters.report(None if session is None else checked(session))

@@ -15,6 +15,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from mockserver.config import schema_validator
+from mockserver.coverage import DEFAULT_SESSION
 from mockserver.errors import ConfigError
 from mockserver.faults import Fault, FaultCatalogue
 from mockserver.matching import Match, MatcherError, compile_json, matches_all
@@ -38,6 +39,7 @@ SERVER_HEADERS = frozenset(
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # a header name (RFC 9110 5.1)
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")  # no control characters, ASCII
 TOKEN, HEADER_VALUE = _TOKEN, _HEADER_VALUE
+USES_LIMIT = 100_000  # (session, stub) use counts kept
 NO_BODY = frozenset({204, 304})  # statuses whose answers have no body
 # X-Mock-Stub carries the file name percent-encoded as UTF-8; these stay as they are.
 NAME_SAFE = "!#$&'()*+,;=@[]^`{}~"
@@ -236,7 +238,8 @@ class StubSet:
         self._signature: tuple[tuple[str, int, int], ...] = ()
         self.stubs: list[Stub] = []
         self.error: str | None = None
-        self._used: dict[str, int] = {}
+        # Uses of each stub, by session: `times` counts the uses of each session apart.
+        self._used: dict[tuple[str, str], int] = {}
         self._load(self._scan())  # raises ConfigError: refused at start-up
 
     def _scan(self) -> tuple[tuple[str, int, int], ...]:
@@ -264,18 +267,28 @@ class StubSet:
             except ConfigError as exc:
                 self.error = str(exc)
 
-    def available(self) -> list[Stub]:
-        """The stubs that have uses left, in file-name order."""
+    def available(self, session: str = DEFAULT_SESSION) -> list[Stub]:
+        """The stubs that have uses left in `session`, in file-name order."""
         with self._lock:
             return [
                 stub
                 for stub in self.stubs
-                if stub.times is None or self._used.get(stub.name, 0) < stub.times
+                if stub.times is None or self._used.get((session, stub.name), 0) < stub.times
             ]
 
-    def use(self, stub: Stub) -> None:
+    def use(self, stub: Stub, session: str = DEFAULT_SESSION) -> None:
+        if stub.times is None:
+            return  # nothing to count down (coverage counts every use)
         with self._lock:
-            self._used[stub.name] = self._used.get(stub.name, 0) + 1
+            key = (session, stub.name)
+            self._used[key] = self._used.pop(key, 0) + 1
+            if len(self._used) > USES_LIMIT:  # the sessions of a long run: the oldest go
+                del self._used[next(iter(self._used))]
+
+    def restart(self, session: str) -> None:
+        """One session's uses back to none (a reset of that session)."""
+        with self._lock:
+            self._used = {key: n for key, n in self._used.items() if key[0] != session}
 
     def names(self) -> list[str]:
         return [stub.name for stub in self.stubs]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any
+from operator import attrgetter
+from typing import Any, Literal, get_args
 
 from mockserver.journal import WHOLE_BODY, RequestRecord, as_recorded, is_excerpt
-from mockserver.matching import MISSING, Match, Matcher, show
+from mockserver.matching import MISSING, Match, Matcher, compile_python, show
+
+Strictness = Literal["ignore", "fail"]  # check()'s unused_stubs= and unmatched=
 
 
 def _body_field(record: RequestRecord, name: str) -> Any:
@@ -191,3 +194,77 @@ def problems(records: Sequence[RequestRecord], expected_errors: Collection[str])
                 "which the journal did not keep"
             )
     return found
+
+
+def strictness(value: Any, name: str) -> Strictness:
+    """`value` as an option `unused_stubs` or `unmatched`: a ValueError if it is neither."""
+    if value not in get_args(Strictness):
+        raise ValueError(f"{name} is 'ignore' or 'fail', not {value!r}")
+    found: Strictness = value
+    return found
+
+
+def strict_problems(
+    report: Mapping[str, Any], *, unused_stubs: Strictness, unmatched: Strictness
+) -> list[str]:
+    """What a coverage report (`mockserver.coverage`) fails under strictness: each stub file
+    never used (`unused_stubs="fail"`), each request no stub or fault answered (`unmatched`)."""
+    strictness(unused_stubs, "unused_stubs")
+    strictness(unmatched, "unmatched")
+    found = []
+    if unused_stubs == "fail":
+        found += [
+            f"stub {name} was never used (unused_stubs='fail')"
+            for name, uses in report["stubs"].items()
+            if not uses
+        ]
+    if unmatched == "fail" and report["unmatched"]:
+        named = report["unmatched_requests"]
+        found += [
+            f"#{r['id']} POST /v1/images/generations (request id {r['request_id']}) matched "
+            f"no stub (unmatched='fail'): prompt {r['prompt']!r}"
+            for r in named
+        ]
+        if report["unmatched"] > len(named):
+            found.append(f"{report['unmatched'] - len(named)} more request(s) matched no stub")
+    return found
+
+
+def requested(
+    records: Sequence[RequestRecord],
+    count: int | None,
+    *,
+    status: Any,
+    error: Any,
+    fields: Mapping[str, Any],
+) -> list[RequestRecord]:
+    """`assert_requested` of `MockServer` and `RemoteMock`: Python matchers of the body's
+    fields, and of the answer's status and error when they are given."""
+    asked = {"status": status, "error": error}
+    meta = {name: attrgetter(name) for name, value in asked.items() if value is not None}
+    wanted = compile_python({**{name: asked[name] for name in meta}, **fields})
+    return assert_requested(records, wanted, count, meta=meta)
+
+
+def check(
+    records: Sequence[RequestRecord],
+    expected_errors: Collection[str],
+    coverage: Callable[[], Mapping[str, Any]],
+    *,
+    session: str | None,
+    unused_stubs: Strictness,
+    unmatched: Strictness,
+    mock: str = "the mock",
+) -> None:
+    """`check()` of `MockServer` and `RemoteMock`: an AssertionError listing the `problems`
+    of the records, and under strictness those of the coverage report."""
+    found = problems(records, expected_errors)
+    if unused_stubs != "ignore" or unmatched != "ignore":
+        found += strict_problems(coverage(), unused_stubs=unused_stubs, unmatched=unmatched)
+    if found:
+        where = "" if session is None else f" of session {session!r}"
+        raise AssertionError(
+            f"{len(found)} problem(s) in {len(records)} request(s){where} to {mock}:\n"
+            + "\n".join(f"- {line}" for line in found)
+            + "\nErrors a test provokes on purpose: call expect_errors(CODE, ...) first."
+        )

@@ -250,6 +250,7 @@ def test_faults_are_queued_over_http(jimeng_mock: MockServer, retrying: openai.O
             "match": {"n": 1},
             "delay_ms": 0,
             "retry_after_ms": 50,
+            "session": None,
         }
     ]
     assert set(listing["faults"]) >= {"rate_limit", "quota", "disconnect", "partial"}

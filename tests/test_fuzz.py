@@ -344,7 +344,9 @@ def test_admin_routes(fuzz_server: MockServer) -> None:
         response = send(fuzz_server, "GET", path, params={"limit": "0"})
         assert (response.status_code, response.json()["error"]["param"]) == (400, "limit")
 
-    assert send(fuzz_server, "POST", "/__admin/reset").json() == {"reset": True}
+    assert send(fuzz_server, "POST", "/__admin/reset").json() == {"reset": True, "session": None}
+    scoped = send(fuzz_server, "POST", "/__admin/reset", params={"session": "gw0"})
+    assert scoped.json() == {"reset": True, "session": "gw0"}
     form = send(
         fuzz_server,
         "POST",

@@ -215,7 +215,7 @@ def test_reset_over_http_empties_the_journal_and_restarts_the_ids(
     post(jimeng_mock, {"model": "jimeng-4.0", "prompt": "a", "n": 1})
     jimeng_mock.fail_next("quota")
 
-    assert httpx.post(jimeng_mock.url + "/__admin/reset").json() == {"reset": True}
+    assert httpx.post(jimeng_mock.url + "/__admin/reset").json() == {"reset": True, "session": None}
     post(jimeng_mock, {"model": "jimeng-4.0", "prompt": "b", "n": 1})
 
     (record,) = jimeng_mock.requests
@@ -252,7 +252,7 @@ def test_the_journal_stays_bounded_under_10000_requests() -> None:
 def test_journal_keeps_the_newest() -> None:
     journal = Journal(3)
     for _i in range(1, 6):
-        journal.add(_record(journal.next_id()), journal.epoch)
+        journal.add(_record(journal.next_id()), journal.current("default"))
 
     assert [r.id for r in journal.records()] == [3, 4, 5]
     assert journal.dropped == 2
@@ -260,7 +260,7 @@ def test_journal_keeps_the_newest() -> None:
 
 def test_a_request_that_began_before_a_clear_is_not_recorded() -> None:
     journal = Journal(3)
-    began = journal.epoch
+    began = journal.current("default")
     journal.clear()
     journal.add(_record(1), began)
 

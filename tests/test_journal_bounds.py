@@ -141,7 +141,9 @@ def test_long_keys_many_headers_and_warnings_are_cut_and_counted() -> None:
     warnings = tuple(ContractWarning("unknown_field", f"f{i}", "w" * 2_000) for i in range(150))
     headers = {f"x-h{i}": "v" for i in range(250)}
     journal = Journal(10)
-    journal.add(_record(1, body={key: 1}, warnings=warnings, headers=headers), journal.epoch)
+    journal.add(
+        _record(1, body={key: 1}, warnings=warnings, headers=headers), journal.current("default")
+    )
 
     (record,) = journal.records()
     (name,) = record.body
@@ -158,7 +160,7 @@ def test_a_body_too_large_for_the_journal_is_kept_as_the_excerpt_of_its_json() -
     string makes small, stands as the excerpt of its compact JSON."""
     body = {**BODY, "user": ["x" * 100] * 20_000}
     journal = Journal(10, max_bytes=MIB)
-    journal.add(_record(1, body=body), journal.epoch)
+    journal.add(_record(1, body=body), journal.current("default"))
 
     (record,) = journal.records()
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))

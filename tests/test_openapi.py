@@ -304,6 +304,7 @@ def test_auth_headers_and_media_types(document: dict[str, Any]) -> None:
     generation = document["paths"][GENERATIONS]["post"]
     parameters = [resolve(document, p["$ref"]) for p in generation["parameters"]]
     assert {(p["in"], p["name"]) for p in parameters} == {
+        ("header", "X-Mock-Session"),
         ("header", "X-Mock-Fault"),
         ("header", "X-Mock-Latency-Ms"),
     }

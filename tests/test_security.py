@@ -65,7 +65,9 @@ def test_with_a_token_the_admin_routes_want_it(host: str) -> None:
             right = httpx.get(base + path, headers={"X-Admin-Token": TOKEN})
             assert right.status_code == 200, path
         reset = httpx.post(base + "/__admin/reset", headers={"X-Admin-Token": TOKEN})
-        assert reset.json() == {"reset": True}
+        # What else a reset reports is the admin API's; here, only that the token let it run.
+        assert reset.status_code == 200
+        assert reset.json()["reset"] is True
 
 
 @pytest.mark.parametrize(("host", "loopback"), [("::1", True), ("127.0.0.2", True), ("::", False)])
