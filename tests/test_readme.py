@@ -125,3 +125,6 @@ def test_ci_script_runs_as_shown(tmp_path: Path) -> None:
     (entry,) = journal["requests"]
     assert (entry["status"], entry["body"]["prompt"]) == (200, "from CI")
     assert entry["headers"]["authorization"] == "Bearer ****"
+    coverage = json.loads((tmp_path / "artifacts" / "mock-coverage.json").read_text())
+    assert (coverage["requests"], coverage["statuses"], coverage["unmatched"]) == (1, {"200": 1}, 1)
+    assert coverage["models"]["jimeng-4.0"] == 1
