@@ -26,7 +26,7 @@ from mockserver.images import render_thumbnail
 from mockserver.journal import MIB, Journal, RequestRecord, excerpt
 from mockserver.matching import Matcher, MatcherError
 from mockserver.page import PAGE_ROWS, journal_page
-from mockserver.sessions import name_problem
+from mockserver.sessions import SessionNameError, checked
 
 if TYPE_CHECKING:
     from mockserver.state import MockState
@@ -100,10 +100,10 @@ def _session(query: dict[str, str], request: Request | None = None) -> str | Non
         name = request.query_params.get("session")
     if name is None:
         return None
-    problem = name_problem(name)
-    if problem:
-        raise ApiError("invalid_value", param="session", detail=problem)
-    return name.strip(" \t")
+    try:
+        return checked(name)
+    except SessionNameError as exc:
+        raise ApiError("invalid_value", param="session", detail=exc.problem) from None
 
 
 def _drifted(records: list[RequestRecord], wanted: str) -> list[RequestRecord]:

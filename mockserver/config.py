@@ -23,6 +23,9 @@ from referencing.jsonschema import DRAFT202012
 from mockserver.errors import ConfigError
 from mockserver.matching import ecma_anchors
 
+# The key clients are handed when the mock has no --api-key (any non-empty key passes then).
+DEFAULT_API_KEY = "sk-jimeng-mock"
+
 DEFAULT_CREATED = 1735689600  # the API document's example timestamp
 DEFAULT_SECRET = "jimeng-mockserver"
 DEFAULT_MAX_BODY = 1024 * 1024

@@ -30,13 +30,12 @@ from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 from mockserver.argtypes import amount, whole
+from mockserver.config import DEFAULT_API_KEY
 
 if TYPE_CHECKING:
     import httpx
 
 GENERATIONS = "/v1/images/generations"
-# The key the mock serves with when it is given none (mockserver.server.DEFAULT_API_KEY).
-DEFAULT_API_KEY = "sk-jimeng-mock"
 MOCK_ONLY_PATHS = ("/healthz", "/openapi.json")
 MOCK_ONLY_PREFIXES = ("/__admin/", "/images/")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

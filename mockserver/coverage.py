@@ -16,7 +16,7 @@ import threading
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mockserver.journal import RequestRecord
@@ -80,15 +80,15 @@ class Counts:
             maps["warnings"][warning.code] += 1
         body = record.body
         if type(body) is dict and record.method == "POST":
-            if known.fields.issuperset(body):
+            if known.known_fields.issuperset(body):
                 fields = maps["fields"]
                 for name in body:
                     fields[name] += 1
             else:
-                self._fields(body, known.fields)
+                self._fields(body, known.known_fields)
             model = body.get("model")
             if type(model) is str:
-                if model in known.models:
+                if model in known.known_models:
                     maps["models"][model] += 1
                 else:
                     self._unknown("unknown_models", model)
@@ -154,12 +154,17 @@ class Names:
 
     errors: tuple[str, ...]
     faults: tuple[str, ...]
-    fields: frozenset[str]
-    field_order: tuple[str, ...]
-    models: frozenset[str]
-    model_order: tuple[str, ...]
+    fields: tuple[str, ...]  # in the schema's order, as a report lists them
+    models: tuple[str, ...]
     pairs: tuple[str, ...]
     warnings: tuple[str, ...]
+    # The same fields and models as sets, for the counting of each request.
+    known_fields: frozenset[str] = field(init=False)
+    known_models: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "known_fields", frozenset(self.fields))
+        object.__setattr__(self, "known_models", frozenset(self.models))
 
 
 class Coverage:
@@ -217,8 +222,8 @@ class Coverage:
             "errors": n.errors,
             "faults": n.faults,
             "stubs": tuple(self._stubs()),
-            "fields": n.field_order,
-            "models": n.model_order,
+            "fields": n.fields,
+            "models": n.models,
             "pairs": n.pairs,
             "warnings": n.warnings,
         }

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from mockserver.coverage import DEFAULT_SESSION
 from mockserver.images import thumbnail_size
 from mockserver.journal import RequestRecord
 
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from mockserver.state import MockState
 
 PAGE_ROWS = 100
-DEFAULT_SESSION = "default"
 # autoescape=True rather than Starlette's default select_autoescape(): escaping then does not
 # hang on a template's file name, and StrictUndefined makes a misspelt name an error, not "".
 TEMPLATES = Jinja2Templates(
@@ -194,19 +194,18 @@ def _thumbnails(record: RequestRecord) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Group:
-    """One map of a coverage report: its entries (name, count) and how many were used."""
+    """One map of a coverage report: its entries (name, count), and for a map of names
+    known in advance the report's tally of them (`totals`)."""
 
     name: str
     entries: tuple[tuple[str, int], ...]
     verb: str | None = None  # set: a zero count is marked "never"
-
-    @property
-    def used(self) -> int:
-        return sum(1 for _, count in self.entries if count)
+    used: int = 0
+    of: int = 0
 
     @property
     def tally(self) -> str:
-        return f"{self.used} of {len(self.entries)} {self.verb or 'used'}"
+        return f"{self.used} of {self.of} {self.verb or 'used'}"
 
     @property
     def line(self) -> str:
@@ -238,7 +237,11 @@ def coverage_view(report: Mapping[str, Any]) -> CoverageView:
     """What the page shows of `MockState.coverage()`: the maps of names known in advance
     (errors, faults, stubs, pairs) with their unused names marked, the one-line summary
     of them, and the plain counts of the rest."""
-    marked = tuple(Group(name, _entries(report.get(name)), verb) for name, verb in NEVER_MARKED)
+    totals = report["totals"]
+    marked = tuple(
+        Group(name, _entries(report[name]), verb, totals[name]["used"], totals[name]["of"])
+        for name, verb in NEVER_MARKED
+    )
     since = report.get("since")
     return CoverageView(
         session=report.get("session"),

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 COVERAGE = pytest.StashKey[dict[str, Any]]()  # the coverage of the tests run here, merged
 WORKER_OUTPUT = "jimeng_mock_coverage"  # where an xdist worker hands its coverage on
 STRICTNESS = ("unused_stubs", "unmatched")
-SESSION_NAME_LIMIT = 200  # sessions.NAME_LIMIT, without importing the server here
 
 
 class MockServerPool:
@@ -160,24 +159,29 @@ def jimeng_mock_strictness(request: pytest.FixtureRequest) -> dict[str, str]:
             f"@pytest.mark.jimeng_mock takes unused_stubs= and unmatched=, not "
             f"{', '.join(unknown) or repr(marker.args if marker else ())}"
         )
-    chosen = {
-        name: asked.get(name, request.config.getini(f"jimeng_mock_{name}")) for name in STRICTNESS
-    }
-    for name, value in chosen.items():
-        if value not in ("ignore", "fail"):
-            raise pytest.UsageError(f"jimeng_mock {name} is 'ignore' or 'fail', not {value!r}")
-    return chosen
+    from mockserver.verify import strictness
+
+    ini = request.config.getini
+    try:
+        return {
+            name: strictness(asked.get(name, ini(f"jimeng_mock_{name}")), f"jimeng_mock {name}")
+            for name in STRICTNESS
+        }
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _session_name(request: pytest.FixtureRequest) -> str:
     """The session of one test: the xdist worker and the test's id, in printable ASCII, a
     long one cut and told apart by a hash."""
+    from mockserver.sessions import NAME_LIMIT
+
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     text = f"{worker}:{request.node.nodeid}"
     name = "".join(c if " " <= c <= "~" else "?" for c in text)
-    if len(name) > SESSION_NAME_LIMIT or name != text:
+    if len(name) > NAME_LIMIT or name != text:
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-        name = f"{name[: SESSION_NAME_LIMIT - 14]}~{digest}"
+        name = f"{name[: NAME_LIMIT - len(digest) - 1]}~{digest}"
     return name
 
 

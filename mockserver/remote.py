@@ -14,11 +14,11 @@ from urllib.parse import urlencode
 
 import httpx
 
+from mockserver.config import DEFAULT_API_KEY
 from mockserver.journal import RequestRecord
 from mockserver.matching import compile_python, match_json
 from mockserver.sessions import Served, checked
 
-DEFAULT_API_KEY = "sk-jimeng-mock"  # as MockServer's: any key passes a mock without --api-key
 PAGE = 1000  # records asked for at once
 
 

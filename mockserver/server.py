@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import Any
 
 from mockserver.app import create_app
-from mockserver.config import MockConfig
+from mockserver.config import DEFAULT_API_KEY, MockConfig
 from mockserver.faults import QueuedFault
 from mockserver.journal import RequestRecord
 from mockserver.serving import (
@@ -20,8 +20,6 @@ from mockserver.serving import (
 )
 from mockserver.sessions import Served
 from mockserver.state import MockState
-
-DEFAULT_API_KEY = "sk-jimeng-mock"
 
 
 class MockServer(Served):

@@ -19,38 +19,39 @@ _RAW_HEADER = HEADER.lower().encode()
 NAME_LIMIT = 200  # characters of a session name
 
 
-def name_problem(name: str) -> str | None:
-    """What is wrong with a session name, if anything: it is 1 to NAME_LIMIT printable
-    ASCII characters, spaces at either end left out (as HTTP leaves them out of a header)."""
-    name = name.strip(" \t")
-    if not name:
-        return "the session name is empty"
-    if len(name) > NAME_LIMIT:
-        return f"the session name is {len(name)} characters long; at most {NAME_LIMIT}"
-    if not all(" " <= c <= "~" for c in name):
-        return "the session name has a character that is not printable ASCII"
-    return None
+class SessionNameError(ValueError):
+    """A session name that is not 1 to NAME_LIMIT printable ASCII characters; `problem`
+    says how, for the error envelope (param X-Mock-Session or session)."""
+
+    def __init__(self, problem: str, name: str) -> None:
+        super().__init__(f"{problem}: {name!r}")
+        self.problem = problem
 
 
 def checked(name: str) -> str:
-    """A session name given in Python, checked: a ValueError says what is wrong."""
+    """A session name, spaces at either end left out (as HTTP leaves them out of a header):
+    1 to NAME_LIMIT printable ASCII characters, else a SessionNameError."""
     if not isinstance(name, str):
         raise TypeError(f"a session name is a str, not {type(name).__name__}")
-    problem = name_problem(name)
-    if problem:
-        raise ValueError(f"{problem}: {name!r}")
-    return name.strip(" \t")
+    clean = name.strip(" \t")
+    if not clean:
+        raise SessionNameError("the session name is empty", name)
+    if len(clean) > NAME_LIMIT:
+        problem = f"the session name is {len(clean)} characters long; at most {NAME_LIMIT}"
+        raise SessionNameError(problem, name)
+    if not all(" " <= c <= "~" for c in clean):
+        raise SessionNameError("the session name has a character that is not printable ASCII", name)
+    return clean
 
 
 def session_of(headers: Iterable[tuple[bytes, bytes]]) -> str:
     """The session of a request, from its raw ASGI headers (one value: the first)."""
     for key, value in headers:
         if key == _RAW_HEADER:
-            name = value.decode("latin-1")
-            problem = name_problem(name)
-            if problem:
-                raise ApiError("invalid_value", param=HEADER, detail=problem)
-            return name.strip(" \t")
+            try:
+                return checked(value.decode("latin-1"))
+            except SessionNameError as exc:
+                raise ApiError("invalid_value", param=HEADER, detail=exc.problem) from None
     return DEFAULT_SESSION
 
 

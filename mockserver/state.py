@@ -72,14 +72,11 @@ class MockState(Checked):
 
     def _names(self) -> Names:
         """What coverage lists with count 0 when nothing used it."""
-        properties = list(self.contract.schema["properties"])
         return Names(
             errors=tuple(self.catalogue.kinds),
             faults=tuple(self.faults.names()),
-            fields=frozenset(properties),
-            field_order=tuple(properties),
-            models=frozenset(self.contract.models),
-            model_order=self.contract.models,
+            fields=tuple(self.contract.schema["properties"]),
+            models=self.contract.models,
             pairs=tuple(
                 pair_name(ratio, resolution)
                 for ratio, row in self.sizes.table.items()

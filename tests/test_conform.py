@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-import mockserver.server
 from mockserver import MockServer, conform
 from mockserver.cli import main
 
@@ -362,10 +361,6 @@ def test_a_service_that_does_not_answer_disagrees(tmp_path: Path) -> None:
 )
 def test_case_paths_join_the_base_url(base: str, path: str, url: str) -> None:
     assert conform.join(base, path) == url
-
-
-def test_the_default_key_is_the_mocks() -> None:
-    assert conform.DEFAULT_API_KEY == mockserver.server.DEFAULT_API_KEY
 
 
 def test_the_cases_ship_in_the_wheel() -> None:

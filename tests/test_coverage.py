@@ -406,10 +406,8 @@ def test_a_dropped_connection_is_counted(mock: MockServer) -> None:
 NAMES = Names(
     errors=("e1", "e2"),
     faults=("f1",),
-    fields=frozenset({"model", "prompt"}),
-    field_order=("model", "prompt"),
-    models=frozenset({"m1"}),
-    model_order=("m1",),
+    fields=("model", "prompt"),
+    models=("m1",),
     pairs=("1:1 x 1k",),
     warnings=("w1",),
 )

@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import Browser, Dialog, expect
 
 from mockserver import MockServer
+from mockserver.coverage import totals
 from mockserver.journal import RequestRecord
 from mockserver.page import TEMPLATES, coverage_view, row_view
 from tests.test_admin_page import admin_page, browser
@@ -216,6 +217,7 @@ REPORT: dict[str, Any] = {
     "unmatched": 3,
     "other": {"fields": 0, "models": 2},
 }
+REPORT["totals"] = totals(REPORT)
 
 
 def test_the_coverage_view_of_a_report() -> None:

@@ -286,18 +286,84 @@ def test_a_session_name_is_printable_ascii_and_bounded(pytester: pytest.Pytester
     pytester.makepyfile(
         test_names=CLIENT
         + """
+import re
 
-@pytest.mark.parametrize("text", ["猫" * 3, "x" * 300])
+names = {}
+
+
+@pytest.mark.parametrize("text", ["猫" * 3, "x" * 300, "plain"], ids=["猫" * 3, "x" * 300, "plain"])
 def test_named(jimeng_mock, text):
-    name = jimeng_mock.name
-    assert len(name) <= 200 and name.isascii() and name.isprintable()
+    names[text] = name = jimeng_mock.name
+    assert name.isascii() and name.isprintable()
     assert name.startswith("main:test_names.py::test_named[")
+
+
+def test_the_names_as_made():
+    assert names["plain"] == "main:test_names.py::test_named[plain]"
+    cut = r"main:test_names.py::test_named\\[\\?\\?\\?\\]~[0-9a-f]{12}"
+    assert re.fullmatch(cut, names["猫" * 3])
+    long = names["x" * 300]
+    assert len(long) == 200 and re.search(r"x~[0-9a-f]{12}$", long)
+"""
+    )
+    # Test ids as they are, not escaped to ASCII: the plugin must make them a session name.
+    pytester.makeini(
+        "[pytest]\ndisable_test_id_escaping_and_forfeit_all_rights_to_community_support = true\n"
+    )
+
+    result = run(pytester, "--jimeng-mock-session-per-test", "-p", "no:randomly")
+
+    result.assert_outcomes(passed=4)
+
+
+def test_the_environment_and_ini_reach_a_mock_elsewhere(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(
+        test_env=CLIENT
+        + """
+
+def test_a_session_of_a_keyed_mock(jimeng_mock, client):
+    assert jimeng_mock.api_key == "sk-from-env"
+    assert jimeng_mock.name.startswith("main:test_env.py::")
+    client.images.generate(model="jimeng-4.5", prompt="a cat", n=1)
+    jimeng_mock.assert_requested(1, prompt="a cat")  # read with the admin token
+"""
+    )
+    pytester.makeini("[pytest]\njimeng_mock_session_per_test = true\n")
+    with running("--api-key", "sk-from-env", "--admin-token", "admin-secret") as url:
+        monkeypatch.setenv("JIMENG_MOCK_URL", url)
+        monkeypatch.setenv("JIMENG_MOCK_API_KEY", "sk-from-env")
+        monkeypatch.setenv("JIMENG_MOCK_ADMIN_TOKEN", "admin-secret")
+        result = run(pytester)
+        sessions = {
+            r["session"]
+            for r in httpx.get(
+                url + "/__admin/requests", headers={"X-Admin-Token": "admin-secret"}
+            ).json()["requests"]
+        }
+
+    result.assert_outcomes(passed=1)
+    assert sessions == {"main:test_env.py::test_a_session_of_a_keyed_mock"}
+
+
+def test_the_strictness_fixture_can_be_overridden(pytester: pytest.Pytester) -> None:
+    _stubs(pytester)
+    pytester.makepyfile(
+        test_stubbed=STUBBED.split("\n\n@pytest.mark.jimeng_mock")[0]
+        + """
+
+
+@pytest.fixture
+def jimeng_mock_strictness():
+    return {"unused_stubs": "fail", "unmatched": "ignore"}
 """
     )
 
-    result = run(pytester, "--jimeng-mock-session-per-test")
+    result = run(pytester)
 
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*stub dog.json was never used (unused_stubs='fail')*"])
 
 
 def test_the_report_path_may_be_relative(pytester: pytest.Pytester) -> None:

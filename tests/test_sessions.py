@@ -348,6 +348,25 @@ def test_resetting_a_session_leaves_the_others(
     assert status_of(sdk, "any", "A") == 502
 
 
+@pytest.mark.parametrize("how", ["MockSession.reset", "POST /__admin/reset"])
+def test_a_sessions_reset_leaves_the_rate_limit_of_its_key(how: str) -> None:
+    # Rate limits count a key's requests, whatever their session: a session's reset does not
+    # hand its key a new minute (the whole mock's reset does).
+    with MockServer(rpm=2) as limited:
+        session = limited.session("A")
+        with openai.OpenAI(**session.client_options(), max_retries=0) as client:
+            for _ in range(2):
+                client.images.generate(model=MODEL, prompt="p", n=1)
+            if how == "MockSession.reset":
+                session.reset()
+            else:
+                assert admin(limited, "POST", "reset?session=A").status_code == 200
+            with pytest.raises(openai.RateLimitError):
+                client.images.generate(model=MODEL, prompt="p", n=1)
+            limited.reset()
+            assert client.images.generate(model=MODEL, prompt="p", n=1).data
+
+
 def test_a_whole_reset_answers_session_null(mock: MockServer, sdk: openai.OpenAI) -> None:
     fill_sessions(mock, sdk)
     answer = admin(mock, "POST", "reset")
