@@ -19,13 +19,14 @@ from starlette.responses import (
 )
 
 from mockserver.bodies import read_json_object
-from mockserver.config import MockConfig, schema_validator
+from mockserver.config import MockConfig
 from mockserver.contract import param_path
 from mockserver.errors import ApiError
 from mockserver.images import render_thumbnail
 from mockserver.journal import MIB, Journal, RequestRecord, excerpt
 from mockserver.matching import Matcher, MatcherError
 from mockserver.page import PAGE_ROWS, journal_page
+from mockserver.schemas import schema_validator
 from mockserver.sessions import SessionNameError, checked
 
 if TYPE_CHECKING:

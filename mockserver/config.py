@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import json
 import os
-import re
 import secrets
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
-from jsonschema import Draft202012Validator, ValidationError, validators
-from jsonschema.exceptions import best_match
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
-
 from mockserver.errors import ConfigError
-from mockserver.matching import ecma_anchors
+from mockserver.schemas import data_dir
 
 # The key clients are handed when the mock has no --api-key (any non-empty key passes then).
 DEFAULT_API_KEY = "sk-jimeng-mock"
@@ -40,70 +33,11 @@ UPSTREAM_INVALID = ("forward", "reject")
 RECORD_MODES = ("new", "all", "none")
 
 
-def read_data_file(path: Path, schema_name: str, what: str) -> Any:
-    """A JSON data file checked against its schema in schemas/; ConfigError naming the place."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{what} {path}: {exc}") from exc
-    error = best_match(schema_validator(schema_name).iter_errors(data))
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "top level"
-        raise ConfigError(f"{what} {path}: at {where}: {error.message}")
-    return data
-
-
-@functools.cache
-def _schemas() -> Registry[Any]:
-    """Every schema file of data_dir() by its `$id`, so one may `$ref` another."""
-    resources = []
-    for path in sorted(data_dir().glob("*.json")):
-        schema = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(schema, dict) and "$id" in schema:
-            resources.append((schema["$id"], Resource.from_contents(schema, DRAFT202012)))
-    return Registry().with_resources(resources)
-
-
-@functools.cache
-def _ecma_regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(ecma_anchors(pattern))
-
-
-def _ecma_pattern(
-    validator: Any, pattern: str, instance: Any, schema: Mapping[str, Any]
-) -> Iterator[ValidationError]:
-    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
-        yield ValidationError(f"{instance!r} does not match {pattern!r}")
-
-
-# JSON Schema's `pattern` is ECMA-262, where `$` is the very end of the text; jsonschema checks
-# it with Python's `re`, where `$` also matches before a final newline, which would let a header
-# value "ok\n" or a size "1024*1024\n" through. Every schema of the mock is checked with this.
-EcmaValidator = validators.extend(  # type: ignore[no-untyped-call]
-    Draft202012Validator, validators={"pattern": _ecma_pattern}
-)
-
-
-@functools.cache
-def schema_validator(name: str) -> Draft202012Validator:
-    """A validator of the schema file `name` in data_dir(), its `$ref`s to other files resolved,
-    with ECMA-262 patterns (see `EcmaValidator`)."""
-    schema = json.loads((data_dir() / name).read_text(encoding="utf-8"))
-    validator: Draft202012Validator = EcmaValidator(schema, registry=_schemas())
-    return validator
-
-
 @functools.cache
 def random_secret() -> str:
     """The secret of a mock bound beyond loopback without one: random, made once per process
     (the command hands its own to its workers), so every such mock of a process is alike."""
     return secrets.token_hex(32)
-
-
-def data_dir() -> Path:
-    """The contract data: a copy inside an installed wheel, else the repository's `schemas/`."""
-    packaged = Path(__file__).parent / "schemas"
-    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "schemas"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,8 +2,9 @@
 
 The contract cases (fixtures/contract/*.json in the repository, `mockserver/contract` in a
 wheel) say what the mock answers. Run against a real service, they say where the mock and the
-service disagree: the status, the error code and param, and, for a generation, the size of
-every image. Only cases the mock refuses run by default (they cost nothing); cases that
+service disagree: the status, the error code and param, the headers a case names (but the
+mock's own, X-Mock-*), and, for a generation, the size of every image (mockserver/cases.py
+judges them). Only cases the mock refuses run by default (they cost nothing); cases that
 generate images run up to `--max-generations`; cases of the mock's own features are skipped.
 
 Case paths are full paths (`/v1/images/generations`). URL is a base URL as the openai SDK
@@ -15,79 +16,38 @@ the case path is appended to what is left, so `https://host/prefix/v1` and
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import fnmatch
 import importlib.util
 import json
-import struct
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from mockserver.argtypes import amount, whole
+from mockserver.cases import Case, Target, contract_dir, judge, read_cases, send
 from mockserver.config import DEFAULT_API_KEY
-
-if TYPE_CHECKING:
-    import httpx
-
-GENERATIONS = "/v1/images/generations"
-MOCK_ONLY_PATHS = ("/healthz", "/openapi.json")
-MOCK_ONLY_PREFIXES = ("/__admin/", "/images/")
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def contract_dir() -> Path:
-    """The contract cases: a copy inside an installed wheel, else the repository's
-    `fixtures/contract/` (as `mockserver.config.data_dir()` finds `schemas/`)."""
-    packaged = Path(__file__).parent / "contract"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).parent.parent / "fixtures" / "contract"
 
 
 @dataclass
-class Case:
-    id: str
-    spec: Mapping[str, Any]
+class Entry:
+    """One case in a run: why it was skipped, or what the service said and whether it agrees."""
+
+    case: Case
     skipped: str | None = None
     got: dict[str, Any] | None = None
     agree: bool | None = None
 
     @property
-    def request(self) -> Mapping[str, Any]:
-        request = self.spec.get("request", {})
-        return request if isinstance(request, dict) else {}
-
-    @property
-    def method(self) -> str:
-        return str(self.request.get("method", "POST"))
-
-    @property
-    def path(self) -> str:
-        return str(self.request.get("path", GENERATIONS))
+    def id(self) -> str:
+        return self.case.id
 
     @property
     def expected(self) -> dict[str, Any]:
-        expect = self.spec.get("expect", {})
-        out: dict[str, Any] = {"status": expect.get("status")}
-        if "error" in expect:
-            out["error"] = {"code": expect["error"]["code"], "param": expect["error"]["param"]}
-        if "images" in expect:
-            out["images"] = [list(size) for size in expect["images"]]
-        return out
-
-    @property
-    def generates(self) -> bool:
-        """Whether the mock answers this case with images (a cost on a real service)."""
-        status = self.expected["status"]
-        return (
-            self.method == "POST" and self.path == GENERATIONS and isinstance(status, int)
-        ) and status < 400
+        return self.case.expected
 
 
 @dataclass
@@ -105,171 +65,52 @@ class Options:
 # ------------------------------------------------------------------------------ the cases
 
 
-def load_cases(directories: Iterable[Path]) -> list[Case]:
-    """Every case of every `*.json` in `directories`, as `<file stem>::<name>`."""
-    cases = []
-    for directory in directories:
-        for path in sorted(directory.glob("*.json")):
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
-                raise ValueError(f"{path}: not a case file (no 'cases' list)")
-            for index, spec in enumerate(data["cases"]):
-                if not isinstance(spec, dict) or not isinstance(spec.get("expect"), dict):
-                    raise ValueError(f"{path}: case #{index} has no 'expect' object")
-                cases.append(Case(f"{path.stem}::{spec.get('name', f'#{index}')}", spec))
-    return cases
+def load_cases(directories: Iterable[Path]) -> list[Entry]:
+    """Every case of every `*.json` in `directories`, as `<file stem>::<name>`; ValueError
+    naming each file that does not match the case schema."""
+    return [Entry(case) for case in read_cases(directories)]
 
 
-def mock_only(case: Case) -> str | None:
-    """ "mock-only" for a route or header of the mock's own (X-Mock-*), else None."""
-    path = case.path.split("?", 1)[0]
-    if path in MOCK_ONLY_PATHS or path.startswith(MOCK_ONLY_PREFIXES):
-        return "mock-only"
-    if any(str(name).lower().startswith("x-mock-") for name in case.request.get("headers", {})):
-        return "mock-only"
-    return None
-
-
-def any_key(case: Case) -> str | None:
-    """ "mock-only" for a case that succeeds with a key of its own: the mock without
-    api_keys takes any key, a real service only its own."""
-    headers = {str(k).lower(): v for k, v in case.request.get("headers", {}).items()}
-    if headers.get("authorization") and case.expected["status"] == 200:
-        return "mock-only"
-    return None
-
-
-def plan(cases: Sequence[Case], max_generations: int) -> None:
+def plan(entries: Sequence[Entry], max_generations: int) -> None:
     """Mark the cases not to run, with the reason."""
     budget = max_generations
-    for case in cases:
-        server = case.spec.get("server")
-        if reason := mock_only(case):
-            case.skipped = reason
-        elif server:
-            case.skipped = f"mock-options: {', '.join(sorted(server))}"
-        elif reason := any_key(case):
-            case.skipped = reason
+    for entry in entries:
+        case = entry.case
+        if case.mock_only:
+            entry.skipped = "mock-only"
+        elif case.server:
+            entry.skipped = f"mock-options: {', '.join(sorted(case.server))}"
+        elif case.takes_any_key:
+            entry.skipped = "mock-only"
         elif case.generates:
             if budget > 0:
                 budget -= 1
             else:
-                case.skipped = f"generates images (past --max-generations {max_generations})"
-
-
-# ------------------------------------------------------------------------------ one request
-
-
-def join(base: str, path: str) -> str:
-    """A case's full path (`/v1/...`) on a base URL, with or without its trailing `/v1`."""
-    parts = urlsplit(base)
-    prefix = parts.path.rstrip("/")
-    if prefix.endswith("/v1"):
-        prefix = prefix[: -len("/v1")]
-    route, _, query = path.partition("?")
-    return urlunsplit((parts.scheme, parts.netloc, prefix + route, query, ""))
-
-
-def request_parts(case: Case, api_key: str) -> tuple[dict[str, str], bytes | None]:
-    request = case.request
-    merged: dict[str, tuple[str, str | None]] = {
-        "authorization": ("Authorization", f"Bearer {api_key}"),
-        "content-type": ("Content-Type", "application/json"),
-    }
-    for name, value in request.get("headers", {}).items():
-        merged[str(name).lower()] = (str(name), value)
-    headers = {name: value for name, value in merged.values() if value is not None}
-    if "body" in request:
-        content = json.dumps(request["body"], ensure_ascii=False).encode("utf-8")
-    elif "raw_body" in request:
-        content = str(request["raw_body"]).encode("utf-8")
-    elif "raw_body_base64" in request:
-        content = base64.b64decode(request["raw_body_base64"])
-    else:
-        content = b""
-    return headers, content or None
-
-
-def png_size(data: bytes) -> list[int] | None:
-    if len(data) < 24 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
-        return None
-    width, height = struct.unpack(">II", data[16:24])
-    return [width, height]
-
-
-def image_sizes(client: httpx.Client, body: Any) -> list[list[int] | None] | None:
-    """[width, height] of each image of a generation answer (None where unreadable)."""
-    data = body.get("data") if isinstance(body, dict) else None
-    if not isinstance(data, list):
-        return None
-    sizes: list[list[int] | None] = []
-    for entry in data:
-        png = b""
-        if isinstance(entry, dict) and isinstance(entry.get("b64_json"), str):
-            try:
-                png = base64.b64decode(entry["b64_json"], validate=True)
-            except binascii.Error:
-                png = b""
-        elif isinstance(entry, dict) and isinstance(entry.get("url"), str):
-            try:
-                image = client.get(entry["url"])  # as a browser would: no Authorization
-                png = image.content if image.status_code == 200 else b""
-            except Exception:  # a URL that does not answer is an image we cannot read
-                png = b""
-        sizes.append(png_size(png))
-    return sizes
-
-
-def answer(client: httpx.Client, case: Case, options: Options) -> dict[str, Any]:
-    """What the service says to this case, in the shape of `Case.expected`."""
-    import httpx
-
-    headers, content = request_parts(case, options.api_key)
-    try:
-        response = client.request(
-            case.method, join(options.url, case.path), headers=headers, content=content
-        )
-    except httpx.HTTPError as exc:
-        return {"status": None, "failure": f"{type(exc).__name__}: {exc}"}
-    got: dict[str, Any] = {"status": response.status_code}
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if response.status_code >= 400:
-        error = body.get("error") if isinstance(body, dict) else None
-        error = error if isinstance(error, dict) else {}
-        got["error"] = {"code": error.get("code"), "param": error.get("param")}
-    elif "images" in case.expected:
-        got["images"] = image_sizes(client, body)
-    return got
-
-
-def agrees(expected: Mapping[str, Any], got: Mapping[str, Any]) -> bool:
-    return all(got.get(key) == value for key, value in expected.items())
+                entry.skipped = f"generates images (past --max-generations {max_generations})"
 
 
 # ------------------------------------------------------------------------------ the run
 
 
-def run(cases: Sequence[Case], options: Options, progress: TextIO) -> None:
+def run(entries: Sequence[Entry], options: Options, progress: TextIO) -> None:
     import httpx
 
-    todo = [case for case in cases if case.skipped is None]
+    todo = [entry for entry in entries if entry.skipped is None]
+    target = Target(options.url, options.api_key)
     interval = 1.0 / options.rate if options.rate else 0.0
     last = -float("inf")
     with httpx.Client(timeout=httpx.Timeout(options.timeout)) as client:
-        for number, case in enumerate(todo, 1):
-            print(f"[{number}/{len(todo)}] {case.id}", file=progress, flush=True)
+        for number, entry in enumerate(todo, 1):
+            print(f"[{number}/{len(todo)}] {entry.id}", file=progress, flush=True)
             wait = last + interval - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
             last = time.monotonic()
-            case.got = answer(client, case, options)
-            case.agree = agrees(case.expected, case.got)
+            verdict = judge(entry.case, send(client, target, entry.case))
+            entry.got, entry.agree = verdict.got, verdict.agree
 
 
-def totals(cases: Sequence[Case]) -> dict[str, int]:
+def totals(cases: Sequence[Entry]) -> dict[str, int]:
     return {
         "cases": len(cases),
         "ran": sum(case.skipped is None for case in cases),
@@ -279,7 +120,7 @@ def totals(cases: Sequence[Case]) -> dict[str, int]:
     }
 
 
-def report(cases: Sequence[Case], options: Options) -> dict[str, Any]:
+def report(cases: Sequence[Entry], options: Options) -> dict[str, Any]:
     return {
         "url": options.url,
         "totals": totals(cases),
@@ -308,6 +149,8 @@ def short(result: Mapping[str, Any] | None) -> str:
             text += f"({error['param']})"
     if (images := result.get("images")) is not None:
         text += " " + ",".join("?" if s is None else f"{s[0]}x{s[1]}" for s in images)
+    for name, value in (result.get("headers") or {}).items():
+        text += f" {name}: {'-' if value is None else value}"
     return text
 
 
@@ -315,7 +158,7 @@ def clip(text: str, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def table(cases: Sequence[Case], out: TextIO) -> None:
+def table(cases: Sequence[Entry], out: TextIO) -> None:
     rows = [("case", "expected", "got", "agree")]
     for case in cases:
         verdict = f"skipped: {case.skipped}" if case.skipped else ("yes" if case.agree else "NO")

@@ -17,9 +17,9 @@ from jsonschema import Draft202012Validator, ValidationError, validators
 from jsonschema.exceptions import SchemaError
 
 from mockserver.compiled import compile_fast
-from mockserver.config import EcmaValidator
 from mockserver.errors import ApiError, ConfigError
 from mockserver.journal import ContractWarning
+from mockserver.schemas import EcmaValidator
 from mockserver.sizes import SizeTable
 
 REQUEST_SCHEMA = "images-generations.request.json"
@@ -36,7 +36,7 @@ MAX_WARNINGS = 100
 _TYPES = Draft202012Validator.TYPE_CHECKER.redefine(
     "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
 )
-# Patterns are ECMA-262's, as in every schema of the mock (config.EcmaValidator).
+# Patterns are ECMA-262's, as in every schema of the mock (schemas.EcmaValidator).
 RequestValidator = validators.extend(  # type: ignore[no-untyped-call]
     EcmaValidator, type_checker=_TYPES
 )

@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from mockserver.config import read_data_file
 from mockserver.errors import ConfigError
 from mockserver.matching import Match, match_json
+from mockserver.schemas import read_data_file
 
 Action = Literal["error", "answer", "partial", "malformed", "disconnect"]
 

@@ -15,31 +15,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mockserver import ecma
+
 MISSING: Any = object()  # a field the request does not have
-
-# JSON regex flags and Python's; ECMA-262 has these three with the same meaning.
-FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL}
-
-
-def ecma_anchors(pattern: str) -> str:
-    """An ECMA-262 pattern for Python's `re`: there `$` is the very end of the text, while
-    Python's `$` also matches before a final newline, which would let "1024*1024\\n" through."""
-    out: list[str] = []
-    escaped = in_class = False
-    for char in pattern:
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == "[":
-            in_class = True
-        elif char == "]":
-            in_class = False
-        elif char == "$" and not in_class:
-            out.append(r"\Z")
-            continue
-        out.append(char)
-    return "".join(out)
 
 
 class MatcherError(ValueError):
@@ -61,7 +39,7 @@ class Matcher:
         if isinstance(want, Matcher):
             return want
         if isinstance(want, re.Pattern):
-            flags = "".join(k for k, f in FLAGS.items() if want.flags & f)
+            flags = "".join(k for k, f in ecma.FLAGS.items() if want.flags & f)
             return cls("regex", value=want.pattern, regex=want, flags=flags)
         if callable(want):
             return cls("predicate", predicate=want)
@@ -75,15 +53,10 @@ class Matcher:
         pattern, flags = want["regex"], want.get("flags", "")
         if set(want) - {"regex", "flags"} or not isinstance(pattern, str):
             raise MatcherError('a regex is {"regex": "...", "flags": "ims"}')
-        if not isinstance(flags, str) or set(flags) - FLAGS.keys():
+        if not isinstance(flags, str) or set(flags) - ecma.FLAGS.keys():
             raise MatcherError(f"unknown regex flags {flags!r}; known: i, m, s")
-        bits = 0
-        for flag in flags:
-            bits |= FLAGS[flag]
         try:
-            # With `m`, `$` is every line's end in both languages; without, only ECMA's is
-            # the very end.
-            compiled = re.compile(pattern if "m" in flags else ecma_anchors(pattern), bits)
+            compiled = ecma.regex(pattern, flags)
         except re.error as exc:
             raise MatcherError(f"invalid regex {pattern!r}: {exc}") from None
         return cls("regex", value=pattern, regex=compiled, flags="".join(sorted(set(flags))))

@@ -48,12 +48,12 @@ from http import HTTPStatus
 from importlib import metadata
 from typing import Any, get_args
 
-from mockserver.config import data_dir
 from mockserver.contract import REQUEST_SCHEMA, RequestContract
 from mockserver.cors import ALLOWED_HEADERS, ANY, EXPOSED_HEADERS, MAX_AGE, covers
 from mockserver.errors import ConfigError, ErrorCatalogue
 from mockserver.faults import Action, FaultCatalogue
 from mockserver.routes import GENERATIONS, RouteSpec
+from mockserver.schemas import data_dir
 from mockserver.sizes import SizeTable
 
 PACKAGE = "jimeng-mockserver"

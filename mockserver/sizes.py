@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mockserver.config import read_data_file
 from mockserver.errors import ApiError, ConfigError
+from mockserver.schemas import read_data_file
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ depend on that option, computed here from the case files and schemas, not from t
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import subprocess
 import sys
@@ -17,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
-from mockserver import MockServer, conform
+from mockserver import MockServer, cases
 from mockserver.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -272,7 +275,7 @@ def test_the_report(default_mock: MockServer, tmp_path: Path) -> None:
     assert generated["got"]["images"] == generated["expected"]["images"]
     assert entries["routes::healthz"] == {
         "case": "routes::healthz",
-        "expected": {"status": 200},
+        "expected": {"status": 200, "headers": {"content-type": "application/json"}},
         "got": None,
         "agree": None,
         "skipped": "mock-only",
@@ -306,6 +309,112 @@ def test_own_cases_run_too(default_mock: MockServer, tmp_path: Path) -> None:
     no_prompt = entries["mine::no-prompt"]
     assert no_prompt["got"]["error"]["param"] == "prompt"
     assert code == (0 if no_prompt["agree"] else 1)
+
+
+def _own_cases(tmp_path: Path, *cases: dict[str, Any]) -> Path:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "own.json").write_text(
+        json.dumps({"description": "own cases", "cases": list(cases)}), encoding="utf-8"
+    )
+    return mine
+
+
+def test_the_headers_a_case_names_are_compared_but_the_mocks_own(
+    default_mock: MockServer, tmp_path: Path
+) -> None:
+    refused = {"code": "method_not_allowed", "param": None}
+    mine = _own_cases(
+        tmp_path,
+        {
+            "name": "allow-as-the-mock-says",
+            "request": {"method": "POST", "path": "/v1/models"},
+            "expect": {
+                "status": 405,
+                "error": refused,
+                "headers": {"Allow": "GET, HEAD", "X-Mock-Never-Sent": "1"},
+            },
+        },
+        {
+            "name": "allow-otherwise",
+            "request": {"method": "POST", "path": "/v1/models"},
+            "expect": {"status": 405, "error": refused, "headers": {"allow": "GET, HEAD, PUT"}},
+        },
+    )
+    code, report = _conform(
+        default_mock.api_base, tmp_path, "--cases", str(mine), "--select", "own::*"
+    )
+    entries = _by_id(report)
+    assert code == 1
+    as_said = entries["own::allow-as-the-mock-says"]
+    assert as_said["agree"] is True
+    assert as_said["expected"]["headers"] == {"Allow": "GET, HEAD"}  # X-Mock-* left out
+    assert as_said["got"] == as_said["expected"]
+    otherwise = entries["own::allow-otherwise"]
+    assert otherwise["agree"] is False
+    assert otherwise["got"]["headers"] == {"allow": "GET, HEAD"}
+
+
+def test_an_image_that_does_not_decode_disagrees(tmp_path: Path) -> None:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), "orange").save(out, format="PNG")
+    png = out.getvalue()
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    # The whole PNG, and one cut short: its header still says 64x48, but it does not decode.
+    for name, data in (("whole", png), ("cut", png[: len(png) // 2])):
+        entry = {"b64_json": base64.b64encode(data).decode("ascii"), "revised_prompt": "a cat"}
+        stub = {
+            "match": {"headers": {"X-Scenario": name}},
+            "response": {"status": 200, "body": {"created": "{{created}}", "data": [entry]}},
+        }
+        (stubs / f"{name}.json").write_text(json.dumps(stub), encoding="utf-8")
+    mine = _own_cases(
+        tmp_path,
+        *(
+            {
+                "name": name,
+                "request": {
+                    "headers": {"X-Scenario": name},
+                    "body": {"model": "jimeng-4.0", "prompt": "a cat", "n": 1},
+                },
+                "expect": {"status": 200, "images": [[64, 48]]},
+            }
+            for name in ("whole", "cut")
+        ),
+    )
+    with MockServer(fixtures=stubs) as server:
+        code, report = _conform(
+            server.api_base,
+            tmp_path,
+            "--cases",
+            str(mine),
+            "--select",
+            "own::*",
+            "--max-generations",
+            "2",
+        )
+    entries = _by_id(report)
+    assert code == 1
+    assert entries["own::whole"]["agree"] is True
+    assert entries["own::cut"]["agree"] is False
+    assert entries["own::cut"]["got"]["images"] == [None]
+
+
+def test_a_case_file_that_does_not_match_the_case_schema_is_bad_usage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    typo = {
+        "name": "typo",
+        "request": {"body": {"model": "jimeng-4.0", "n": 1}},
+        "expect": {"status": 400, "eror": {"code": "invalid_value", "param": "prompt"}},
+    }
+    mine = _own_cases(tmp_path, typo)
+    assert main(["conform", "http://127.0.0.1:9/v1", "--cases", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert "jimeng-mock conform:" in err
+    assert "own.json: does not match contract.schema.json" in err
+    assert "'eror' was unexpected" in err
 
 
 # ------------------------------------------------------------------------------ usage
@@ -360,12 +469,15 @@ def test_a_service_that_does_not_answer_disagrees(tmp_path: Path) -> None:
     ],
 )
 def test_case_paths_join_the_base_url(base: str, path: str, url: str) -> None:
-    assert conform.join(base, path) == url
+    assert cases.join(base, path) == url
 
 
 def test_the_cases_ship_in_the_wheel() -> None:
-    """contract_dir() finds the cases in the checkout, and a wheel puts them where it looks."""
-    assert conform.contract_dir().resolve() == CASE_DIR
+    """contract_dir() finds the cases in the checkout, and their schema beside them; a wheel puts
+    both where it looks."""
+    assert cases.contract_dir().resolve() == CASE_DIR
+    assert cases.case_schema_file().resolve() == ROOT / "fixtures" / "contract.schema.json"
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     force_include = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
     assert force_include["fixtures/contract"] == "mockserver/contract"
+    assert force_include["fixtures/contract.schema.json"] == "mockserver/contract.schema.json"

@@ -2,18 +2,17 @@
 
 A case file is checked against fixtures/contract.schema.json first, so a typo in a case fails
 by name instead of silently testing nothing. Each case is its own test, `<file stem>::<name>`,
-against the `jimeng_mock` server of its "server" options.
+against the `jimeng_mock` server of its "server" options, sent and judged by the runner that
+`jimeng-mock conform` uses (mockserver/cases.py), holding the mock to its own promises too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import io
 import json
-import time
-from collections.abc import Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from PIL import Image
 
 import mockserver.endpoints
 from mockserver import MockServer
+from mockserver.cases import Case, CaseFile, MockPromises, Target, case_files, judge, send
 
 ROOT = Path(__file__).resolve().parent.parent
 CASE_DIR = ROOT / "fixtures" / "contract"
@@ -45,57 +45,11 @@ def _validator(path: Path) -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
-CASE_FILES = sorted(CASE_DIR.glob("*.json"))
-CASE_VALIDATOR = _validator(CASE_SCHEMA)
-ONE_CASE_VALIDATOR = Draft202012Validator(
-    {"$ref": "#/$defs/case", "$defs": CASE_VALIDATOR.schema["$defs"]}
-)
+FILES = case_files([CASE_DIR])
+CASE_FILES = [case_file.path for case_file in FILES]
+CASES = [case for case_file in FILES for case in case_file.cases]
 ERROR_VALIDATOR = _validator(SCHEMAS / "error.response.json")
 RESPONSE_VALIDATOR = _validator(SCHEMAS / "images-generations.response.json")
-
-
-def _problems(validator: Draft202012Validator, instance: Any) -> list[str]:
-    problems = []
-    for error in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.path))):
-        message = error.message if len(error.message) <= 300 else error.message[:297] + "..."
-        problems.append(f"at /{'/'.join(map(str, error.absolute_path))}: {message}")
-    return problems
-
-
-def _file_problems(path: Path) -> list[str]:
-    """Why a case file is unusable (not JSON, or not matching the case schema); empty if fine."""
-    try:
-        data = _read_json(path)
-    except (OSError, ValueError) as exc:
-        return [f"not readable JSON: {exc}"]
-    return _problems(CASE_VALIDATOR, data)
-
-
-def _collect() -> list[Any]:
-    params = []
-    for path in CASE_FILES:
-        try:
-            cases = _read_json(path).get("cases", [])
-        except (OSError, ValueError, AttributeError):
-            continue  # test_case_file_matches_schema names the file
-        for index, case in enumerate(cases if isinstance(cases, list) else []):
-            name = case.get("name", f"#{index}") if isinstance(case, dict) else f"#{index}"
-            params.append(pytest.param(path, case, id=f"{path.stem}::{name}"))
-    return params
-
-
-CASES = _collect()
-
-
-def _cases() -> list[tuple[Path, dict[str, Any]]]:
-    return [
-        (param.values[0], param.values[1]) for param in CASES if isinstance(param.values[1], dict)
-    ]
-
-
-def _expect(case: Mapping[str, Any]) -> Mapping[str, Any]:
-    expect = case.get("expect")
-    return expect if isinstance(expect, dict) else {}
 
 
 # ------------------------------------------------------------------------------ the case files
@@ -103,28 +57,28 @@ def _expect(case: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def test_case_files_exist() -> None:
     assert CASE_FILES, f"no case files in {CASE_DIR}"
+    assert CASE_SCHEMA.is_file()
+    Draft202012Validator.check_schema(_read_json(CASE_SCHEMA))
 
 
-@pytest.mark.parametrize("path", CASE_FILES, ids=[p.name for p in CASE_FILES])
-def test_case_file_matches_schema(path: Path) -> None:
-    problems = _file_problems(path)
-    assert not problems, f"{path.relative_to(ROOT)} does not match {CASE_SCHEMA.name}:\n" + (
-        "\n".join(problems)
+@pytest.mark.parametrize("case_file", FILES, ids=[f.path.name for f in FILES])
+def test_case_file_matches_schema(case_file: CaseFile) -> None:
+    assert not case_file.problems, (
+        f"{case_file.path.relative_to(ROOT)} does not match {CASE_SCHEMA.name}:\n"
+        + "\n".join(case_file.problems)
     )
 
 
 def test_case_ids_are_unique() -> None:
     """Names are unique within a file, so every `<file stem>::<name>` id is unique."""
-    ids = [param.id for param in CASES]
+    ids = [case.id for case in CASES]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     assert not duplicates, f"case names repeated within a file: {duplicates}"
 
 
 def test_every_catalogue_code_has_a_case() -> None:
     catalogue = set(_read_json(SCHEMAS / "errors.json")["errors"])
-    expected = {
-        _expect(case)["error"].get("code") for _, case in _cases() if "error" in _expect(case)
-    }
+    expected = {case.expect["error"].get("code") for case in CASES if "error" in case.expect}
     # server_error cannot be provoked over HTTP (test_server_error_envelope covers it), nor
     # stub_error, which needs a stub file changed while the mock runs (test_stubs.py), nor
     # server_busy, which needs renders at once (test_resources.py), nor request_timeout, which
@@ -140,13 +94,12 @@ def test_every_ratio_and_resolution_has_a_case() -> None:
     sizes = _read_json(SCHEMAS / "sizes.json")
     table, defaults = sizes["table"], sizes["defaults"]
     covered = set()
-    for _, case in _cases():
-        request = case.get("request", {})
-        body = request.get("body")
+    for case in CASES:
+        body = case.request.get("body")
         if (
-            _expect(case).get("status") == 200
-            and request.get("path", GENERATIONS) == GENERATIONS
-            and "sizes" not in case.get("server", {})
+            case.expect.get("status") == 200
+            and case.path == GENERATIONS
+            and "sizes" not in case.server
             and isinstance(body, dict)
             and "size" not in body
         ):
@@ -164,29 +117,154 @@ def test_every_ratio_and_resolution_has_a_case() -> None:
 
 
 @pytest.fixture
-def jimeng_mock_config(case: dict[str, Any]) -> dict[str, Any]:
+def jimeng_mock_config(case: Case) -> dict[str, Any]:
     """The case's "server" options, for the plugin's `jimeng_mock`."""
-    return dict(case.get("server", {}))
+    return dict(case.server)
 
 
-def _request_content(request: Mapping[str, Any]) -> bytes:
-    if "body" in request:
-        return json.dumps(request["body"], ensure_ascii=False).encode("utf-8")
-    if "raw_body" in request:
-        return str(request["raw_body"]).encode("utf-8")
-    if "raw_body_base64" in request:
-        return base64.b64decode(request["raw_body_base64"], validate=True)
-    return b""
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_case(case: Case, jimeng_mock: MockServer) -> None:
+    assert not case.problems, f"{case.id}: does not match {CASE_SCHEMA.name}:\n" + "\n".join(
+        case.problems
+    )
+    target = Target(jimeng_mock.url, jimeng_mock.api_key, case.server.get("public_url"))
+    promises = MockPromises(created=case.server.get("created", DEFAULT_CREATED))
+    with httpx.Client(timeout=TIMEOUT) as client:
+        answer = send(client, target, case)
+    verdict = judge(case, answer, promises)
+    assert verdict.agree, "\n".join(verdict.differences) + f"\n{answer.text[:500]}"
 
 
-def _request_headers(server: MockServer, request: Mapping[str, Any]) -> dict[str, str]:
-    merged: dict[str, tuple[str, str | None]] = {
-        "authorization": ("Authorization", f"Bearer {server.api_key}"),
-        "content-type": ("Content-Type", "application/json"),
-    }
-    for name, value in request.get("headers", {}).items():
-        merged[name.lower()] = (name, value)
-    return {name: value for name, value in merged.values() if value is not None}
+# ------------------------------------------------------------------------------ the judge
+
+PUBLIC = "http://public.example"  # where the stubs' image URLs point: nothing listens there
+CAT = {"model": "jimeng-4.0", "prompt": "a cat", "n": 1, "size": "1024*1024"}
+
+
+def _png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), "orange").save(out, format="PNG")
+    return out.getvalue()
+
+
+def _answer(data: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {"status": 200, "body": {"created": "{{created}}", "data": data, **extra}}
+
+
+# Answers a mock could be made to give (by a stub, matched by X-Scenario) that keep what a case
+# says of the API, and break what the mock promises of itself; or break both.
+DRIFTS = {
+    "revised": _answer([{"b64_json": "PNG", "revised_prompt": "a dog"}]),
+    "extra-field": _answer([{"b64_json": "PNG", "revised_prompt": "a cat"}], gateway="eu-1"),
+    "envelope": {"status": 400, "body": {"error": {"code": "sensitive", "message": "no"}}},
+    "json-url": _answer([{"url": PUBLIC + "/healthz", "revised_prompt": "a cat"}]),
+    "not-base64": _answer([{"b64_json": "@@@@", "revised_prompt": "a cat"}]),
+}
+
+
+@pytest.fixture(scope="module")
+def drifting_mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockServer]:
+    stubs = tmp_path_factory.mktemp("stubs")
+    png = base64.b64encode(_png(64, 48)).decode("ascii")
+    for name, response in DRIFTS.items():
+        text = json.dumps({"match": {"headers": {"X-Scenario": name}}, "response": response})
+        (stubs / f"{name}.json").write_text(text.replace('"PNG"', f'"{png}"'), encoding="utf-8")
+    with MockServer(fixtures=stubs, public_url=PUBLIC) as server:
+        yield server
+
+
+def _spec(scenario: str | None, expect: dict[str, Any], **request: Any) -> dict[str, Any]:
+    headers = {"X-Scenario": scenario} if scenario else {}
+    return {"request": {"headers": headers, "body": CAT, **request}, "expect": expect}
+
+
+IMAGE = {"status": 200, "images": [[64, 48]]}
+BROKEN = {
+    # name: (the case, the created the mock promises, a broken promise, whether conform agrees)
+    "message": (
+        {
+            "request": {"headers": {"Authorization": None}, "body": CAT},
+            "expect": {
+                "status": 401,
+                "error": {"code": "invalid_api_key", "param": None},
+                "message_contains": ["words the mock never says"],
+            },
+        },
+        DEFAULT_CREATED,
+        "message: 'words the mock never says' not in",
+        True,
+    ),
+    "mock header": (
+        {
+            "request": {"headers": {"X-Mock-Latency-Ms": "5"}, "body": CAT},
+            "expect": {
+                "status": 200,
+                "headers": {"X-Mock-Latency-Ms": "6"},
+                "images": [[1024] * 2],
+            },
+        },
+        DEFAULT_CREATED,
+        'headers: X-Mock-Latency-Ms: expected "6", got "5"',
+        True,
+    ),
+    "created": (
+        _spec(None, {"status": 200, "images": [[1024] * 2]}),
+        1,
+        "created: expected 1",
+        True,
+    ),
+    "created now": (
+        _spec(None, {"status": 200, "images": [[1024] * 2]}),
+        "now",
+        "is not now",
+        True,
+    ),
+    "revised prompt": (_spec("revised", IMAGE), DEFAULT_CREATED, "data[0].revised_prompt", True),
+    "answer schema": (
+        _spec("extra-field", IMAGE),
+        DEFAULT_CREATED,
+        "images-generations.response.json: at /: Additional properties",
+        True,
+    ),
+    "error schema": (
+        _spec("envelope", {"status": 400, "error": {"code": "sensitive", "param": None}}),
+        DEFAULT_CREATED,
+        "error.response.json: at /error:",
+        True,
+    ),
+    "content type": (
+        _spec("json-url", IMAGE),
+        DEFAULT_CREATED,
+        "data[0]: served as application/json, not image/png",
+        False,
+    ),
+    "base64": (
+        _spec("not-base64", IMAGE),
+        DEFAULT_CREATED,
+        "data[0].b64_json is not base64",
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("spec", "created", "broken", "conform_agrees"), BROKEN.values(), ids=list(BROKEN)
+)
+def test_the_judge_holds_a_mock_to_its_promises(
+    drifting_mock: MockServer,
+    spec: dict[str, Any],
+    created: int | str,
+    broken: str,
+    conform_agrees: bool,
+) -> None:
+    case = Case("drift::case", spec)
+    target = Target(drifting_mock.url, drifting_mock.api_key, PUBLIC)
+    with httpx.Client(timeout=TIMEOUT) as client:
+        answer = send(client, target, case)
+    verdict = judge(case, answer, MockPromises(created=created))  # type: ignore[arg-type]
+    assert any(broken in difference for difference in verdict.differences), verdict.differences
+    # What any service is held to (as conform judges) leaves the mock's own promises out.
+    assert judge(case, answer).agree is conform_agrees, judge(case, answer).differences
 
 
 def _check_png(data: bytes, expected: tuple[int, int], where: str) -> None:
@@ -194,87 +272,6 @@ def _check_png(data: bytes, expected: tuple[int, int], where: str) -> None:
         assert image.format == "PNG", where
         assert image.size == expected, f"{where}: {image.size} instead of {expected}"
         image.load()
-
-
-def _check_error(response: httpx.Response, expect: Mapping[str, Any]) -> None:
-    body = response.json()
-    errors = [e.message for e in ERROR_VALIDATOR.iter_errors(body)]
-    assert not errors, f"error body does not match error.response.json: {errors}\n{body}"
-    error = body["error"]
-    assert (error["code"], error["param"]) == (
-        expect["error"]["code"],
-        expect["error"]["param"],
-    ), error
-    for part in expect.get("message_contains", []):
-        assert part in error["message"], f"{part!r} not in {error['message']!r}"
-
-
-def _check_images(
-    client: httpx.Client,
-    server: MockServer,
-    created: int | str,
-    sent: Any,
-    response: httpx.Response,
-    expected: list[list[int]],
-) -> None:
-    body = response.json()
-    errors = [e.message for e in RESPONSE_VALIDATOR.iter_errors(body)]
-    assert not errors, f"body does not match images-generations.response.json: {errors}"
-    if created == "now":
-        assert abs(body["created"] - time.time()) < 120
-    else:
-        assert body["created"] == created
-    data = body["data"]
-    assert len(data) == len(expected), f"{len(data)} images instead of {len(expected)}"
-    for index, (entry, (width, height)) in enumerate(zip(data, expected, strict=True)):
-        where = f"data[{index}]"
-        assert entry["revised_prompt"] == sent["prompt"], where
-        if "b64_json" in entry:
-            try:
-                png = base64.b64decode(entry["b64_json"], validate=True)
-            except binascii.Error as exc:
-                pytest.fail(f"{where}.b64_json is not base64: {exc}")
-        else:
-            url = entry["url"]
-            public = server.config.public_url
-            if public and url.startswith(public):
-                url = server.url + url[len(public) :]
-            image = client.get(url)  # as a browser would: no Authorization
-            assert image.status_code == 200, f"{where}: GET {url}: {image.text}"
-            assert image.headers["content-type"] == "image/png", where
-            png = image.content
-        _check_png(png, (width, height), where)
-
-
-@pytest.mark.parametrize(("path", "case"), CASES)
-def test_case(path: Path, case: dict[str, Any], jimeng_mock: MockServer) -> None:
-    problems = _problems(ONE_CASE_VALIDATOR, case)
-    if problems:
-        pytest.fail(
-            f"{path.relative_to(ROOT)}: case does not match {CASE_SCHEMA.name}:\n"
-            + "\n".join(problems)
-        )
-    request, expect = case["request"], case["expect"]
-    method = request.get("method", "POST")
-    route = request.get("path", GENERATIONS)
-    content = _request_content(request)
-
-    with httpx.Client(timeout=TIMEOUT) as client:
-        response = client.request(
-            method,
-            jimeng_mock.url + route,
-            headers=_request_headers(jimeng_mock, request),
-            content=content or None,
-        )
-        assert response.status_code == expect["status"], response.text[:500]
-        for name, value in expect.get("headers", {}).items():
-            assert response.headers.get(name) == value, f"response header {name}"
-        if "error" in expect:
-            _check_error(response, expect)
-        if "images" in expect:
-            created = case.get("server", {}).get("created", DEFAULT_CREATED)
-            sent = json.loads(content)
-            _check_images(client, jimeng_mock, created, sent, response, expect["images"])
 
 
 # ------------------------------------------------------------------------------ server_error

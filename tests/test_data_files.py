@@ -11,6 +11,7 @@ from jsonschema import Draft202012Validator
 
 from mockserver import ConfigError, MockConfig, create_app
 from mockserver.errors import REQUIRED_CODES
+from mockserver.schemas import data_dir, read_data_file, registry, schema_validator
 
 SCHEMAS = Path(__file__).parent.parent / "schemas"
 
@@ -38,6 +39,48 @@ def test_the_schema_files_are_the_expected_ones() -> None:
 @pytest.mark.parametrize("path", SCHEMA_FILES, ids=lambda p: p.name)
 def test_every_schema_is_valid_draft_2020_12(path: Path) -> None:
     Draft202012Validator.check_schema(json.loads(path.read_text(encoding="utf-8")))
+
+
+def test_the_data_are_found_in_the_checkout() -> None:
+    assert data_dir().resolve() == SCHEMAS.resolve()
+
+
+@pytest.mark.parametrize(
+    ("data", "schema"), [("faults.json", "faults.schema.json"), ("sizes.json", "sizes.schema.json")]
+)
+def test_the_shipped_data_files_pass_the_mocks_own_check(data: str, schema: str) -> None:
+    assert read_data_file(SCHEMAS / data, schema, "data file") == load(data)
+
+
+def test_every_schema_with_an_id_is_in_the_registry() -> None:
+    ids = [load(p.name)["$id"] for p in SCHEMA_FILES]
+    assert ids
+    for schema_id in ids:
+        assert registry().contents(schema_id) == next(
+            load(p.name) for p in SCHEMA_FILES if load(p.name)["$id"] == schema_id
+        )
+
+
+def test_a_ref_to_another_schema_file_is_followed() -> None:
+    # admin-faults.request.json takes its matchers from matcher.schema.json.
+    validator = schema_validator("admin-faults.request.json")
+    good = {"fault": "rate_limit", "match": {"prompt": {"regex": "cat", "flags": "i"}}}
+    bad = {"fault": "rate_limit", "match": {"prompt": {"regex": "cat", "flags": "x"}}}
+    assert validator.is_valid(good)
+    assert not validator.is_valid(bad)
+
+
+def test_patterns_end_where_ecma_262_ends_them(tmp_path: Path) -> None:
+    """`$` is the very end of the text: a ratio "1:1\n" is no ratio, though Python's `$`
+    would take it."""
+    table = load("sizes.json")
+    table["table"]["1:1\n"] = table["table"]["1:1"]
+    path = tmp_path / "sizes.json"
+    path.write_text(json.dumps(table), encoding="utf-8")
+
+    assert Draft202012Validator(load("sizes.schema.json")).is_valid(table)
+    with pytest.raises(ConfigError, match=r"size table .*sizes\.json: at table"):
+        create_app(sizes=path)
 
 
 def test_the_shipped_fault_catalogue_matches_its_schema() -> None:

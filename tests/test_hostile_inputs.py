@@ -22,10 +22,11 @@ import pytest
 
 import mockserver.endpoints
 from mockserver import ConfigError, MockServer
-from mockserver.config import DEFAULT_SECRET, MockConfig, data_dir
+from mockserver.config import DEFAULT_SECRET, MockConfig
 from mockserver.contract import MAX_WARNINGS, SUGGESTED, RequestContract
 from mockserver.errors import ApiError
 from mockserver.images import ImageSigner, ImageSpec
+from mockserver.schemas import data_dir
 from mockserver.sizes import SizeTable
 from tests.conftest import PARSERS
 from tests.test_cli import children, linux_only, running, workers

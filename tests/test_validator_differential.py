@@ -9,6 +9,7 @@ the default contract, the --strict one and one built on another size table.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any
 
@@ -17,8 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mockserver.compiled import compile_fast
-from mockserver.config import data_dir
 from mockserver.contract import RequestContract, RequestValidator
+from mockserver.matching import Matcher
+from mockserver.schemas import EcmaValidator, data_dir
 from mockserver.sizes import SizeTable
 
 SCHEMA = json.loads((data_dir() / "images-generations.request.json").read_text("utf-8"))
@@ -427,6 +429,28 @@ def test_rewritten_patterns_match_what_python_matches(pattern: str, text: str) -
     fast = compile_fast(schema)
     assert fast is not None
     assert fast.is_valid(text) == RequestValidator(schema).is_valid(text), repr(text)
+
+
+@pytest.mark.parametrize("pattern", [*PATTERNS, r"a$", r"[$]", r"^\\$"])
+@settings(max_examples=200, derandomize=True, database=None, deadline=None)
+@given(text=st.one_of(tricky_text(6), st.sampled_from(["a", "a\n", "$", "\\", "\\\n"])))
+def test_schemas_and_matchers_read_a_pattern_alike(pattern: str, text: str) -> None:
+    """A JSON pattern means one thing to every part of the mock: the schemas' validator and a
+    matcher of a stub file or a queued fault."""
+    matcher = Matcher.from_json({"regex": pattern})
+    in_schema = EcmaValidator({"type": "string", "pattern": pattern}).is_valid(text)
+    assert matcher.matches(text) == in_schema, repr(text)
+
+
+def test_a_dollar_is_the_very_end_of_the_text_everywhere() -> None:
+    for pattern in (r"^a$", r"a$", r"^(?:a|b)$"):
+        assert re.search(pattern, "a\n")  # where Python's own `$` would take it
+        assert not Matcher.from_json({"regex": pattern}).matches("a\n")
+        assert not EcmaValidator({"pattern": pattern}).is_valid("a\n")
+        assert not RequestValidator({"pattern": pattern}).is_valid("a\n")
+        fast = compile_fast({"pattern": pattern})
+        assert fast is not None
+        assert not fast.is_valid("a\n")
 
 
 @pytest.mark.parametrize("pattern", [r"\d", r"\w", r"\bx", r"(?i)a", r"(?=a)", "a{", "[]a]", r"\p"])
