@@ -9,9 +9,9 @@ if TYPE_CHECKING:
     from mockserver.app import create_app
     from mockserver.config import MockConfig
     from mockserver.errors import ApiError, ConfigError
+    from mockserver.harness_api import MockSession
     from mockserver.remote import RemoteMock
     from mockserver.server import MockServer
-    from mockserver.sessions import MockSession
 
 __all__ = [
     "ApiError",
@@ -30,7 +30,7 @@ _HOMES = {
     "ConfigError": "mockserver.errors",
     "MockConfig": "mockserver.config",
     "MockServer": "mockserver.server",
-    "MockSession": "mockserver.sessions",
+    "MockSession": "mockserver.harness_api",
     "RemoteMock": "mockserver.remote",
     "create_app": "mockserver.app",
 }

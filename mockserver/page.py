@@ -20,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
-from mockserver.coverage import DEFAULT_SESSION
 from mockserver.images import thumbnail_size
 from mockserver.journal import RequestRecord
+from mockserver.sessions import DEFAULT_SESSION
 
 if TYPE_CHECKING:
     from mockserver.state import MockState

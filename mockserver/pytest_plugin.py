@@ -13,7 +13,6 @@ see each other's requests.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -24,11 +23,11 @@ import pytest
 
 if TYPE_CHECKING:
     from mockserver.config import MockConfig
+    from mockserver.harness_api import Served
     from mockserver.remote import RemoteMock
     from mockserver.server import MockServer
-    from mockserver.sessions import MockSession
 
-    Mock = MockServer | RemoteMock | MockSession
+    Mock = Served[Any]  # a MockServer, a RemoteMock, or a session of either
 
 COVERAGE = pytest.StashKey[dict[str, Any]]()  # the coverage of the tests run here, merged
 WORKER_OUTPUT = "jimeng_mock_coverage"  # where an xdist worker hands its coverage on
@@ -172,17 +171,12 @@ def jimeng_mock_strictness(request: pytest.FixtureRequest) -> dict[str, str]:
 
 
 def _session_name(request: pytest.FixtureRequest) -> str:
-    """The session of one test: the xdist worker and the test's id, in printable ASCII, a
-    long one cut and told apart by a hash."""
-    from mockserver.sessions import NAME_LIMIT
+    """The session of one test: the xdist worker and the test's id, made a session name
+    (`mockserver.sessions.name_for`)."""
+    from mockserver.sessions import name_for
 
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    text = f"{worker}:{request.node.nodeid}"
-    name = "".join(c if " " <= c <= "~" else "?" for c in text)
-    if len(name) > NAME_LIMIT or name != text:
-        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-        name = f"{name[: NAME_LIMIT - len(digest) - 1]}~{digest}"
-    return name
+    return name_for(f"{worker}:{request.node.nodeid}")
 
 
 def _session_per_test(config: pytest.Config) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 from mockserver.app import create_app
 from mockserver.config import DEFAULT_API_KEY, MockConfig
 from mockserver.faults import QueuedFault
-from mockserver.journal import RequestRecord
+from mockserver.harness_api import Served
 from mockserver.serving import (
     DEFAULT_READ_TIMEOUT,
     DEFAULT_SHUTDOWN_TIMEOUT,
@@ -18,11 +18,10 @@ from mockserver.serving import (
     base_url,
     bind_socket,
 )
-from mockserver.sessions import Served
 from mockserver.state import MockState
 
 
-class MockServer(Served):
+class MockServer(Served[QueuedFault]):
     """The mock served on `host`:`port` (0: a free port) from a daemon thread.
 
     Use it as a context manager; `.url`, `.api_base` (what the openai SDK's `base_url`
@@ -101,41 +100,10 @@ class MockServer(Served):
     def stop(self, timeout: float = 10.0) -> None:
         self._server.stop(timeout)
 
-    # The journal, faults and checks of `MockState`, on the server itself.
-
-    def records(self, session: str | None = None) -> list[RequestRecord]:
-        """The recorded requests of one session (all of them: None), oldest first."""
-        return self.state.records(session)
-
-    def reset(self, session: str | None = None) -> None:
-        """Journal, queued faults, stub counts, coverage, rate limits and chaos back to their
-        start; with `session`, only that session's part (see `MockState.reset`)."""
-        self.state.reset(session)
-
-    def fail_next(
-        self,
-        fault: str,
-        times: int = 1,
-        *,
-        delay_ms: int | None = None,
-        retry_after_ms: int | None = None,
-        session: str | None = None,
-        **match: Any,
-    ) -> QueuedFault:
-        """Answer the next `times` generation requests whose body has `match` (of `session`
-        only, if given) with `fault`."""
-        return self.state.fail_next(
-            fault,
-            times,
-            delay_ms=delay_ms,
-            retry_after_ms=retry_after_ms,
-            session=session,
-            **match,
-        )
-
-    def coverage(self, session: str | None = None) -> dict[str, Any]:
-        """What the requests since start or reset exercised (`mockserver.coverage`)."""
-        return self.state.coverage(session)
+    @property
+    def transport(self) -> MockState:
+        """The state of the app it serves: the journal, faults and checks are its."""
+        return self.state
 
     def __enter__(self) -> MockServer:
         return self.start()

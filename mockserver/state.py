@@ -6,28 +6,28 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from mockserver.config import MockConfig, data_dir
+from mockserver.config import MockConfig
 from mockserver.contract import WARNING_CODES, RequestContract
 from mockserver.coverage import Coverage, Names, pair_name
 from mockserver.errors import ApiError, ConfigError, ErrorCatalogue
 from mockserver.faults import Chaos, Fault, FaultCatalogue, FaultQueue, QueuedFault, RateLimiter
+from mockserver.harness_api import FaultOrder, Harness
 from mockserver.images import ImageSigner
 from mockserver.journal import MIB, Journal, RequestRecord
-from mockserver.matching import compile_python
 from mockserver.plan import Asked, Plan, plan
 from mockserver.recording import Recorder
 from mockserver.render import Renderer
-from mockserver.sessions import Checked, checked
+from mockserver.schemas import data_dir
 from mockserver.sizes import SizeTable
 from mockserver.stubs import StubSet
 from mockserver.upstream import Upstream
 
 
-class MockState(Checked):
-    """The journal, queued faults, stubs and rate limits of one mock, and the checks on them.
+class MockState(Harness[QueuedFault]):
+    """The journal, queued faults, stubs and rate limits of one mock, and the test-facing
+    API on them (`mockserver.harness_api.Harness`).
 
-    `MockServer` and the `jimeng_mock` fixture hand these methods on; with `create_app`
-    the state is `app.state.mock`.
+    `MockServer` drives the same state; with `create_app` the state is `app.state.mock`.
     """
 
     def __init__(self, config: MockConfig) -> None:
@@ -123,17 +123,34 @@ class MockState(Checked):
         return found
 
     # ------------------------------------------------------------------ for tests
+    # The in-process transport of `Harness`, whose methods (fail_next, reset, check, ...)
+    # this state has: it is itself what they drive.
 
-    def records(self, session: str | None = None) -> list[RequestRecord]:
-        """The recorded requests of one session (all of them: None), oldest first."""
-        return self.journal.records(None if session is None else checked(session))
+    label = "the mock"
 
-    def reset(self, session: str | None = None) -> None:
-        """Journal, queued faults, stub counts, coverage, rate limits and chaos back to their
-        start; with `session`, only that session's journal, queued faults, stub counts and
-        coverage (rate limits are per key, and chaos draws are the mock's)."""
+    @property
+    def transport(self) -> MockState:
+        return self
+
+    def read_records(self, session: str | None) -> list[RequestRecord]:
+        return self.journal.records(session)
+
+    def read_coverage(self, session: str | None) -> dict[str, Any]:
+        return self.counters.report(session)
+
+    def queue_fault(self, order: FaultOrder) -> QueuedFault:
+        found = self.faults.get(order.fault)
+        if found is None:
+            known = ", ".join(self.faults.names())
+            raise ValueError(f"unknown fault {order.fault!r}; known: {known}")
+        times = order.times
+        if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+            raise ValueError(f"times must be a whole number of at least 1, not {times!r}")
+        chosen = found.with_options(delay_ms=order.delay_ms, retry_after_ms=order.retry_after_ms)
+        return self.queue.push(chosen, times, order.match, order.session)
+
+    def clear(self, session: str | None) -> None:
         if session is not None:
-            session = checked(session)
             self.journal.clear(session=session)
             self.queue.clear(session)
             if self.stubs:
@@ -147,32 +164,5 @@ class MockState(Checked):
         if self.stubs:
             self.stubs.refresh(force=True)
         self.counters.reset()
-        self.expected_errors.clear()
         with self._rng_lock:
             self._rng = self.chaos.rng()
-
-    def fail_next(
-        self,
-        fault: str,
-        times: int = 1,
-        *,
-        delay_ms: int | None = None,
-        retry_after_ms: int | None = None,
-        session: str | None = None,
-        **match: Any,
-    ) -> QueuedFault:
-        """Answer the next `times` generation requests whose body has `match` (of `session`
-        only, if given) with `fault`."""
-        found = self.faults.get(fault)
-        if found is None:
-            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(self.faults.names())}")
-        if isinstance(times, bool) or not isinstance(times, int) or times < 1:
-            raise ValueError(f"times must be a whole number of at least 1, not {times!r}")
-        chosen = found.with_options(delay_ms=delay_ms, retry_after_ms=retry_after_ms)
-        scope = None if session is None else checked(session)
-        return self.queue.push(chosen, times, compile_python(match), scope)
-
-    def coverage(self, session: str | None = None) -> dict[str, Any]:
-        """What the requests since start or reset exercised (`mockserver.coverage`): of the
-        whole mock, or of one session."""
-        return self.counters.report(None if session is None else checked(session))

@@ -14,11 +14,11 @@ from urllib.parse import quote
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from mockserver.config import schema_validator
-from mockserver.coverage import DEFAULT_SESSION
 from mockserver.errors import ConfigError
 from mockserver.faults import Fault, FaultCatalogue
 from mockserver.matching import Match, MatcherError, compile_json, matches_all
+from mockserver.schemas import schema_validator
+from mockserver.sessions import DEFAULT_SESSION
 
 # {{file:PATH}}: a file of the fixtures folder (as recording writes the images it downloads),
 # answered as the URL the mock serves it at, GET /images/_fixtures/PATH.

@@ -238,7 +238,7 @@ def requested(
     error: Any,
     fields: Mapping[str, Any],
 ) -> list[RequestRecord]:
-    """`assert_requested` of `MockServer` and `RemoteMock`: Python matchers of the body's
+    """`Harness.assert_requested` (`mockserver.harness_api`): Python matchers of the body's
     fields, and of the answer's status and error when they are given."""
     asked = {"status": status, "error": error}
     meta = {name: attrgetter(name) for name, value in asked.items() if value is not None}
@@ -256,7 +256,7 @@ def check(
     unmatched: Strictness,
     mock: str = "the mock",
 ) -> None:
-    """`check()` of `MockServer` and `RemoteMock`: an AssertionError listing the `problems`
+    """`Harness.check()` (`mockserver.harness_api`): an AssertionError listing the `problems`
     of the records, and under strictness those of the coverage report."""
     found = problems(records, expected_errors)
     if unused_stubs != "ignore" or unmatched != "ignore":
