@@ -8,6 +8,7 @@ import re
 import zlib
 from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
 
 from mockserver.contract import json_type
@@ -61,9 +62,9 @@ def _check_content_type(content_type: str | None) -> None:
             )
 
 
-def _content_encoding(request: Request) -> str | None:
+def _content_encoding(headers: Headers) -> str | None:
     """The body's one Content-Encoding (None for none or identity); 415 for any other."""
-    values = request.headers.getlist("content-encoding")
+    values = headers.getlist("content-encoding")
     codings = [c.strip().lower() for v in values for c in v.split(",") if c.strip()]
     codings = [c for c in codings if c != "identity"]
     if not codings:
@@ -139,33 +140,76 @@ class _Inflater:
         return b"".join(self.chunks)
 
 
-async def _read_body(request: Request, max_body: int) -> bytes:
-    """The body's bytes, decompressed, with `max_body` bounding both what is sent and what it
-    inflates to: a compression bomb is a 413 after at most `max_body` + 1 bytes of output."""
-    encoding = _content_encoding(request)
+async def _read_sent(request: Request, max_body: int) -> bytes:
+    """The body's bytes as sent (compressed, if it is), at most `max_body`: else a 413."""
     # Only a hint: the limit is enforced while reading. isdigit() alone takes "²", which int()
     # refuses; behind a server the header is checked before, not under an ASGI transport.
     declared = request.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > max_body:
         raise _too_large(max_body)
-    inflater = _Inflater(encoding, max_body) if encoding else None
     chunks: list[bytes] = []
     received = 0
     async for chunk in request.stream():
         received += len(chunk)
         if received > max_body:
             raise _too_large(max_body)
-        if inflater is None:
-            chunks.append(chunk)
-        else:
-            inflater.feed(chunk)
-    return b"".join(chunks) if inflater is None else inflater.result()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decoded(sent: bytes, encoding: str | None, max_body: int) -> bytes:
+    """The body decompressed, `max_body` bounding what it inflates to too: a compression
+    bomb is a 413 after at most `max_body` + 1 bytes of output."""
+    if encoding is None:
+        return sent
+    inflater = _Inflater(encoding, max_body)
+    inflater.feed(sent)
+    return inflater.result()
+
+
+class Sent:
+    """The body of one request, read at most once: the one reader of request bodies, for
+    the mock's answers and for proxy mode, which forwards the bytes as they were sent.
+
+    `json_object()` runs the checks in their one order: the Content-Type, the
+    Content-Encoding (415s, before anything is read), the size (413), then the bytes
+    (invalid_json). `raw()` reads the bytes only (a 413 is all it can refuse), which a
+    proxy forwards whatever the mock thinks of them.
+    """
+
+    def __init__(self, request: Request, max_body: int) -> None:
+        self.request, self.max_body = request, max_body
+        self._raw: bytes | None = None
+        self._refusal: ApiError | None = None
+
+    async def raw(self) -> bytes:
+        """The bytes as sent, at most `max_body` (else request_too_large, every time)."""
+        if self._refusal is not None:
+            raise self._refusal
+        if self._raw is None:
+            try:
+                self._raw = await _read_sent(self.request, self.max_body)
+            except ApiError as exc:
+                self._refusal = exc
+                raise
+        return self._raw
+
+    async def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object; anything else is an ApiError."""
+        headers = self.request.headers
+        _check_content_type(headers.get("content-type"))
+        encoding = _content_encoding(headers)
+        return _parsed(_decoded(await self.raw(), encoding, self.max_body))
 
 
 async def read_json_object(request: Request, max_body: int) -> dict[str, Any]:
     """The body as a JSON object, read up to `max_body` bytes; anything else is an ApiError."""
-    _check_content_type(request.headers.get("content-type"))
-    data = await _read_body(request, max_body)
+    return await Sent(request, max_body).json_object()
+
+
+def _parsed(data: bytes) -> dict[str, Any]:
+    """The bytes of a body as a JSON object: UTF-8, no byte-order mark, no constant JSON
+    lacks, bounded in depth; anything else is an invalid_json."""
     for mark, name in _BYTE_ORDER_MARKS.items():
         if data.startswith(mark):
             raise ApiError(

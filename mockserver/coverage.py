@@ -17,11 +17,13 @@ import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mockserver.journal import RequestRecord
+from mockserver.sessions import DEFAULT_SESSION
 
-DEFAULT_SESSION = "default"  # the session of a request sent without X-Mock-Session
+if TYPE_CHECKING:
+    from mockserver.outcome import Outcome
+
 OTHER_LIMIT = 100  # names of unknown fields and models counted one by one
 SESSION_LIMIT = 1000  # sessions with counters of their own; the least recently used go first
 UNMATCHED_LIMIT = 20  # unmatched requests named in a report, the newest
@@ -37,16 +39,46 @@ def pair_name(ratio: str, resolution: str) -> str:
     return f"{ratio} x {resolution}"
 
 
-@dataclass
-class Answered:
-    """What coverage counts of one request besides its record: the ratio x resolution pair
-    of a valid generation request (None: an explicit size, or not valid), where its fault
-    came from, and whether it passed the contract to be answered by neither a stub nor a
-    fault (unmatched)."""
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """What coverage counts of one request (`tally` makes it from the request's outcome)."""
 
-    pair: str | None = None
-    fault_source: str | None = None
-    unmatched: bool = False
+    id: int
+    session: str = DEFAULT_SESSION
+    request_id: str | None = None
+    method: str = "POST"
+    body: Any = None
+    outcome: str = "answered"  # how its connection ended (`OUTCOMES`)
+    status: int | None = None  # None: no answer reached the client
+    error: str | None = None
+    fault: str | None = None
+    fault_source: str | None = None  # `FAULT_SOURCES`
+    stub: str | None = None
+    warnings: tuple[str, ...] = ()  # the codes
+    pair: str | None = None  # the ratio x resolution of a valid request without a size
+    unmatched: bool = False  # a valid generation request neither a stub nor a fault answered
+
+
+def tally(outcome: Outcome) -> Tally:
+    """What coverage counts of a request, from its completed outcome: the one place the
+    counts come from, a pure function of it."""
+    arrival, error = outcome.arrival, outcome.error
+    return Tally(
+        id=arrival.id,
+        session=arrival.session,
+        request_id=outcome.answer_id,
+        method=arrival.method,
+        body=outcome.body,
+        outcome=outcome.ending,
+        status=outcome.status,
+        error=None if error is None else error.code,
+        fault=outcome.fault,
+        fault_source=outcome.fault_source,
+        stub=outcome.stub,
+        warnings=tuple(warning.code for warning in outcome.warnings),
+        pair=outcome.pair,
+        unmatched=outcome.unmatched,
+    )
 
 
 class Counts:
@@ -63,23 +95,23 @@ class Counts:
         # (id, request id, session, the prompt's start) of the newest unmatched requests
         self.unmatched_requests: deque[tuple[Any, ...]] = deque(maxlen=UNMATCHED_LIMIT)
 
-    def add(self, record: RequestRecord, answered: Answered, known: Names) -> None:
+    def add(self, counted: Tally, known: Names) -> None:
         maps = self.maps
         self.requests += 1
-        maps["outcomes"][record.outcome] += 1
-        maps["statuses"][_STATUS.get(record.status) or str(record.status)] += 1
-        if record.error:
-            maps["errors"][record.error] += 1
-        if record.fault:
-            maps["faults"][record.fault] += 1
-            if answered.fault_source:
-                maps["fault_sources"][answered.fault_source] += 1
-        if record.stub:
-            maps["stubs"][record.stub] += 1
-        for warning in record.warnings:
-            maps["warnings"][warning.code] += 1
-        body = record.body
-        if type(body) is dict and record.method == "POST":
+        maps["outcomes"][counted.outcome] += 1
+        maps["statuses"][_STATUS.get(counted.status) or str(counted.status)] += 1
+        if counted.error:
+            maps["errors"][counted.error] += 1
+        if counted.fault:
+            maps["faults"][counted.fault] += 1
+            if counted.fault_source:
+                maps["fault_sources"][counted.fault_source] += 1
+        if counted.stub:
+            maps["stubs"][counted.stub] += 1
+        for code in counted.warnings:
+            maps["warnings"][code] += 1
+        body = counted.body
+        if type(body) is dict and counted.method == "POST":
             if known.known_fields.issuperset(body):
                 fields = maps["fields"]
                 for name in body:
@@ -92,13 +124,14 @@ class Counts:
                     maps["models"][model] += 1
                 else:
                     self._unknown("unknown_models", model)
-        if answered.pair:
-            maps["pairs"][answered.pair] += 1
-        if answered.unmatched:
+        if counted.pair:
+            maps["pairs"][counted.pair] += 1
+        if counted.unmatched:
             self.unmatched += 1
             prompt = body.get("prompt") if type(body) is dict else None
             shown = prompt[:80] if type(prompt) is str else None
-            self.unmatched_requests.append((record.id, record.request_id, record.session, shown))
+            entry = (counted.id, counted.request_id, counted.session, shown)
+            self.unmatched_requests.append(entry)
 
     def _unknown(self, kind: str, name: str, by: int = 1) -> None:
         counter = self.maps[kind]
@@ -180,17 +213,17 @@ class Coverage:
         self._retired = Counts()  # of the sessions reset or forgotten
         self._sessions: OrderedDict[str, Counts] = OrderedDict()
 
-    def count(self, record: RequestRecord, answered: Answered) -> None:
+    def count(self, counted: Tally) -> None:
         with self._lock:
             sessions = self._sessions
-            counts = sessions.get(record.session)
+            counts = sessions.get(counted.session)
             if counts is None:
-                counts = sessions[record.session] = Counts()
+                counts = sessions[counted.session] = Counts()
                 if len(sessions) > SESSION_LIMIT:
                     self._retired.absorb(sessions.popitem(last=False)[1])
             elif len(sessions) > 1:
-                sessions.move_to_end(record.session)
-            counts.add(record, answered, self.names)
+                sessions.move_to_end(counted.session)
+            counts.add(counted, self.names)
 
     def reset(self, session: str | None = None) -> None:
         with self._lock:

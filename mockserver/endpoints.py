@@ -1,9 +1,14 @@
-"""The endpoints of the API, the images and the service routes. Each reads the mock from
-`request.app.state.mock`; `mockserver.routes` says which path and method reach which."""
+"""The endpoints of the API in mock mode, the images and the service routes. Each reads the
+mock from `request.app.state.mock`; `mockserver.routes` says which path and method reach
+which. An API endpoint returns the request's `Outcome` (its answer in it), or raises an
+ApiError that carries it (`outcome.Refused`).
+
+A generation request passes its checks in one order (`ask`, which proxy mode uses too):
+the key, the X-Mock-* headers, the body, the contract. Then the plan (`decided`), its
+delay (`waited`, which ends early when the connection goes), and the answer (`answer`)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import functools
 import hmac
@@ -11,25 +16,25 @@ import json
 import math
 import mimetypes
 import re
+from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import quote
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mockserver.bodies import read_json_object
+from mockserver.bodies import Sent
+from mockserver.connection import DroppedConnection, pause
 from mockserver.contract import Generation
 from mockserver.coverage import pair_name
 from mockserver.errors import ApiError
 from mockserver.faults import Fault
 from mockserver.images import ImageSpec, render_spec
-from mockserver.journal import ContractWarning, clip
-from mockserver.pipeline import DroppedConnection, Exchange, exchange_of
+from mockserver.journal import ContractWarning
+from mockserver.outcome import ErrorNote, Outcome, begun, carrying, refused
 from mockserver.plan import Asked, Plan
 from mockserver.state import MockState
 from mockserver.stubs import FIXTURE_ROUTE, NO_BODY
-from mockserver.upstream import ACCEPTED, UpstreamAnswer, Verdict, describe, drift
 
 OWNER = "jimeng"
 
@@ -83,94 +88,156 @@ def mock_headers(mock: MockState, headers: Headers) -> tuple[Fault | None, float
     return fault, float(latency.strip())
 
 
-async def generate_images(request: Request) -> Response:
-    mock, exchange = mock_of(request), exchange_of(request)
-    if mock.upstream is not None:
-        return await proxy_images(request, mock, exchange)
-    authenticate(mock, request.headers)
-    fault, latency = mock_headers(mock, request.headers)
-    body = exchange.body = await read_json_object(request, mock.config.max_body)
-    generation = mock.contract.validate(body)
-    exchange.warnings = mock.contract.warnings(body)
+@dataclass(frozen=True)
+class Asking:
+    """What a generation request asks, as far as its checks got (`ask`): the first check
+    that failed is `refusal`, and `local` says whether it is of the X-Mock-* headers (the
+    mock's own, not the contract's: proxy mode never forwards such a request)."""
+
+    body: dict[str, Any] | None = None
+    generation: Generation | None = None
+    fault: Fault | None = None  # X-Mock-Fault
+    latency_ms: float | None = None  # X-Mock-Latency-Ms
+    warnings: tuple[ContractWarning, ...] = ()
+    pair: str | None = None  # the ratio x resolution of a valid request without a size
+    refusal: ApiError | None = None
+    local: bool = False
+
+    def outcome(self, begun: Outcome) -> Outcome:
+        """`begun` with what the request asked."""
+        return replace(begun, body=self.body, warnings=self.warnings, pair=self.pair)
+
+
+async def ask(request: Request, mock: MockState, sent: Sent) -> Asking:
+    """The checks of a generation request, in the one order of mock and proxy mode: the
+    key (and --rpm), the X-Mock-* headers, the body, the contract; they stop at the first
+    that fails, so a request refused for its key has no body read."""
+    try:
+        authenticate(mock, request.headers)
+    except ApiError as exc:
+        return Asking(refusal=exc)
+    try:
+        fault, latency = mock_headers(mock, request.headers)
+    except ApiError as exc:
+        return Asking(refusal=exc, local=True)
+    try:
+        body = await sent.json_object()
+    except ApiError as exc:
+        return Asking(fault=fault, latency_ms=latency, refusal=exc)
+    return by_contract(mock, body, fault, latency)
+
+
+def by_contract(
+    mock: MockState, body: dict[str, Any], fault: Fault | None = None, latency: float | None = None
+) -> Asking:
+    """What a body asks by the contract: its generation and warnings, or the refusal."""
+    try:
+        generation = mock.contract.validate(body)
+    except ApiError as exc:
+        return Asking(body, fault=fault, latency_ms=latency, refusal=exc)
+    pair = None
     if body.get("size") is None:
         sizes = mock.sizes
         # An optional field sent as null counts as absent, as in the contract.
-        exchange.answered.pair = pair_name(
-            body.get("ratio") or sizes.default_ratio,
-            body.get("resolution") or sizes.default_resolution,
-        )
-    plan, headers = await make_plan(request, generation, fault, latency)
-    return await answer(request, generation, plan, headers)
+        ratio = body.get("ratio") or sizes.default_ratio
+        pair = pair_name(ratio, body.get("resolution") or sizes.default_resolution)
+    warnings = tuple(mock.contract.warnings(body))
+    return Asking(body, generation, fault, latency, warnings, pair)
 
 
-async def make_plan(
-    request: Request, generation: Generation, fault: Fault | None, latency: float | None
-) -> tuple[Plan, dict[str, str]]:
-    """The plan for a valid request (spending what it uses), its headers, its delay waited."""
-    mock, exchange = mock_of(request), exchange_of(request)
+async def generate_images(request: Request) -> Outcome:
+    mock = mock_of(request)
+    asking = await ask(request, mock, Sent(request, mock.config.max_body))
+    outcome = asking.outcome(begun(request.scope))
+    if asking.refusal is not None:
+        raise refused(asking.refusal, outcome)
+    outcome = decided(request, mock, asking, outcome)
+    if not await waited(request, outcome):
+        return outcome  # the connection went while the answer waited: nothing to send
+    return await answer(request, mock, asking, outcome)
+
+
+def decided(request: Request, mock: MockState, asking: Asking, outcome: Outcome) -> Outcome:
+    """`outcome` with the plan for a valid request, spending what the plan uses (a queued
+    fault's time, a stub's use)."""
+    assert asking.body is not None
+    assert asking.generation is not None
     chaos_delay, chaos_fault = mock.draw_chaos()
     asked = Asked(
-        exchange.body,
+        asking.body,
         request.headers,
-        generation.n,
-        fault,
-        latency,
+        asking.generation.n,
+        asking.fault,
+        asking.latency_ms,
         chaos_delay,
         chaos_fault,
-        exchange.session,
+        outcome.arrival.session,
     )
-    plan = mock.plan(asked)
-    exchange.fault = plan.fault.name if plan.fault else None
-    exchange.stub = plan.stub.name if plan.stub else None
-    exchange.answered.fault_source = plan.source
-    exchange.answered.unmatched = plan.fault is None and plan.stub is None
+    with carrying(outcome):
+        return replace(outcome, plan=mock.plan(asked))
+
+
+async def waited(request: Request, outcome: Outcome) -> bool:
+    """The plan's delay waited out; whether the request's connection is still there."""
+    delay = outcome.plan.delay_ms if outcome.plan is not None else 0.0
+    return not delay or await pause(request.scope, delay / 1000)
+
+
+def plan_headers(plan: Plan) -> dict[str, str]:
+    """The headers an answer has by its plan: its fault's, its stub's, its delay."""
     headers = plan.fault.headers() if plan.fault else {}
     if plan.stub is not None:
         headers["X-Mock-Stub"] = plan.stub.x_mock_stub
     if plan.delay_ms:
         headers["X-Mock-Latency-Ms"] = str(round(plan.delay_ms))
-        await asyncio.sleep(plan.delay_ms / 1000)
-    return plan, headers
+    return headers
 
 
-async def answer(
-    request: Request, generation: Generation, plan: Plan, headers: dict[str, str]
-) -> Response:
-    """The answer `plan` decided: an injected error, no answer, a stub's, or the images."""
-    mock, exchange = mock_of(request), exchange_of(request)
+async def answer(request: Request, mock: MockState, asking: Asking, outcome: Outcome) -> Outcome:
+    """The answer the plan decided: an injected error, no answer, a stub's, or the images."""
+    plan, generation = outcome.plan, asking.generation
+    assert plan is not None
+    assert generation is not None
+    headers = plan_headers(plan)
+    fault = plan.fault
+    if fault is not None and fault.action == "error":
+        raise refused(injected(fault, plan, headers), outcome)
+    if fault is not None and fault.action == "disconnect":
+        return replace(outcome, response=DroppedConnection())
     specs = [
         ImageSpec(generation.model, generation.width, generation.height, generation.seed, i)
         for i in range(1, plan.urls + 1)
     ]
     base = mock.config.public_url or base_url(request)
     urls = [base + mock.signer.path(spec) for spec in specs]
-    fault = plan.fault
-    if fault is not None and fault.action == "error":
-        assert fault.error is not None
-        retry = fault.retry_after_ms
-        raise ApiError(
-            fault.error,
-            param=fault.param,
-            headers=headers,
-            detail=f"answered by the stub {plan.stub.name}"
-            if plan.stub
-            else "a fault the mock was asked to inject",
-            retry_after=f"{math.ceil(retry / 1000)}s" if retry else "a moment",
-            delay=f"{round(plan.delay_ms)} ms",
-        )
-    if fault is not None and fault.action == "disconnect":
-        return DroppedConnection()
-    if plan.stub is not None and plan.stub.fault is None:
-        return await stub_answer(mock, exchange, generation, plan, urls, headers, base)
-    exchange.images = urls[: plan.count]
-    payload = {
-        "created": mock.config.created_at(),
-        "data": await data(mock, generation, plan, urls),
-    }
+    with carrying(outcome):
+        if plan.stub is not None and plan.stub.fault is None:
+            return await stub_answer(mock, outcome, generation, urls, headers, base)
+        payload = {
+            "created": mock.config.created_at(),
+            "data": await data(mock, generation, plan, urls),
+        }
+    response: Response = JSONResponse(payload, headers=headers)
     if fault is not None and fault.action == "malformed":
         text = json.dumps(payload)
-        return Response(text[: len(text) // 2], media_type="application/json", headers=headers)
-    return JSONResponse(payload, headers=headers)
+        response = Response(text[: len(text) // 2], media_type="application/json", headers=headers)
+    return replace(outcome, images=tuple(urls[: plan.count]), response=response)
+
+
+def injected(fault: Fault, plan: Plan, headers: dict[str, str]) -> ApiError:
+    """The error of a fault that answers one (`action: error`)."""
+    assert fault.error is not None
+    retry = fault.retry_after_ms
+    return ApiError(
+        fault.error,
+        param=fault.param,
+        headers=headers,
+        detail=f"answered by the stub {plan.stub.name}"
+        if plan.stub
+        else "a fault the mock was asked to inject",
+        retry_after=f"{math.ceil(retry / 1000)}s" if retry else "a moment",
+        delay=f"{round(plan.delay_ms)} ms",
+    )
 
 
 async def data(
@@ -192,14 +259,15 @@ async def data(
 
 async def stub_answer(
     mock: MockState,
-    exchange: Exchange,
+    outcome: Outcome,
     generation: Generation,
-    plan: Plan,
     urls: list[str],
     headers: dict[str, str],
     base: str,
-) -> Response:
+) -> Outcome:
     """A stub's canned answer, its placeholders filled in from the request."""
+    plan = outcome.plan
+    assert plan is not None
     assert plan.stub is not None
     stub = plan.stub
     values = {
@@ -211,13 +279,17 @@ async def stub_answer(
     }
     canned = stub.render(values, urls)
     text = json.dumps(canned)
-    exchange.images = [url for url in urls if url in text] + fixture_urls(canned, base)
+    images = tuple([url for url in urls if url in text] + fixture_urls(canned, base))
+    error = None
     if stub.status >= 400 and isinstance(canned, dict) and isinstance(canned.get("error"), dict):
-        exchange.error = str(canned["error"].get("code"))
-        exchange.error_message = str(canned["error"].get("message"))
-    if stub.status in NO_BODY:  # the stub file cannot give one
-        return Response(status_code=stub.status, headers={**stub.headers, **headers})
-    return JSONResponse(canned, status_code=stub.status, headers={**stub.headers, **headers})
+        error = ErrorNote(str(canned["error"].get("code")), str(canned["error"].get("message")))
+    all_headers = {**stub.headers, **headers}
+    response: Response = (
+        Response(status_code=stub.status, headers=all_headers)  # the stub file cannot give one
+        if stub.status in NO_BODY
+        else JSONResponse(canned, status_code=stub.status, headers=all_headers)
+    )
+    return replace(outcome, images=images, error=error, response=response)
 
 
 def fixture_urls(canned: Any, base: str) -> list[str]:
@@ -275,24 +347,20 @@ def model_object(mock: MockState, model: str) -> dict[str, Any]:
     return {"id": model, "object": "model", "created": created, "owned_by": OWNER}
 
 
-async def list_models(request: Request) -> Response:
+async def list_models(request: Request) -> Outcome:
     mock = mock_of(request)
-    if mock.upstream is not None:
-        return await proxy_models(request, mock, "/models")
     authenticate(mock, request.headers)
     models = [model_object(mock, m) for m in mock.contract.models]
-    return JSONResponse({"object": "list", "data": models})
+    return replace(begun(request.scope), response=JSONResponse({"object": "list", "data": models}))
 
 
-async def retrieve_model(request: Request) -> Response:
+async def retrieve_model(request: Request) -> Outcome:
     mock = mock_of(request)
     model = request.path_params["model"]
-    if mock.upstream is not None:
-        return await proxy_models(request, mock, "/models/" + quote(model, safe=""))
     authenticate(mock, request.headers)
     if model not in mock.contract.models:
         raise mock.contract.unknown_model(model)
-    return JSONResponse(model_object(mock, model))
+    return replace(begun(request.scope), response=JSONResponse(model_object(mock, model)))
 
 
 async def get_image(request: Request) -> Response:
@@ -323,119 +391,3 @@ def _etags(header: str | None) -> set[str]:
     if not header:
         return set()
     return {tag.strip().removeprefix("W/") for tag in header.split(",")}
-
-
-# ---------------------------------------------------------------------------- proxy mode
-
-
-async def read_raw(request: Request, max_body: int) -> bytes:
-    """The body's bytes, at most `max_body` (else request_too_large, answered by the mock: a
-    body it did not read cannot be forwarded); kept, so `read_json_object` reads them again."""
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > max_body:
-        raise ApiError("request_too_large", headers={"Connection": "close"}, limit=max_body)
-    chunks: list[bytes] = []
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > max_body:
-            raise ApiError("request_too_large", headers={"Connection": "close"}, limit=max_body)
-        chunks.append(chunk)
-    raw = request._body = b"".join(chunks)
-    return raw
-
-
-async def judge(
-    request: Request, mock: MockState, exchange: Exchange
-) -> tuple[Generation | None, ApiError | None]:
-    """The mock's own verdict on a request: its generation if it would answer it, else the
-    error it would answer (the first: the key, then the body)."""
-    refusal = None
-    try:
-        authenticate(mock, request.headers)
-    except ApiError as exc:
-        refusal = exc
-    try:
-        body = exchange.body = await read_json_object(request, mock.config.max_body)
-        generation = mock.contract.validate(body)
-    except ApiError as exc:
-        return None, refusal or exc
-    exchange.warnings = mock.contract.warnings(body)
-    return (generation, None) if refusal is None else (None, refusal)
-
-
-def verdict_of(mock: MockState, refusal: ApiError | None) -> Verdict:
-    if refusal is None:
-        return ACCEPTED
-    return (mock.catalogue.kinds[refusal.code].status, refusal.code, refusal.param)
-
-
-async def proxy_images(request: Request, mock: MockState, exchange: Exchange) -> Response:
-    """A generation request in proxy mode: judged by the mock's contract; answered by a fault
-    or stub the plan has, by the mock's error with --upstream-invalid reject, else forwarded
-    and the two verdicts compared."""
-    raw = await read_raw(request, mock.config.max_body)
-    fault, latency = mock_headers(mock, request.headers)
-    generation, refusal = await judge(request, mock, exchange)
-    mine = verdict_of(mock, refusal)
-    exchange.mock_verdict = {"status": mine[0], "error": mine[1], "param": mine[2]}
-    if refusal is not None and mock.config.upstream_invalid == "reject":
-        raise refusal
-    headers: dict[str, str] = {}
-    if generation is not None:
-        plan, headers = await make_plan(request, generation, fault, latency)
-        if plan.fault is not None or plan.stub is not None:
-            return await answer(request, generation, plan, headers)
-    got = await forwarded(request, mock, exchange, "/images/generations", raw)
-    judged(exchange, mine, got)
-    if mock.recorder is not None and isinstance(exchange.body, dict):
-        exchange.recorded = await mock.recorder.record(exchange.body, got)
-    return Response(got.content, status_code=got.status, headers={**got.headers, **headers})
-
-
-async def forwarded(
-    request: Request, mock: MockState, exchange: Exchange, path: str, raw: bytes | None = None
-) -> UpstreamAnswer:
-    """The upstream's answer to the request, noted in the Exchange; a gateway error too."""
-    upstream = mock.upstream
-    assert upstream is not None
-    note: dict[str, Any] = {"url": upstream.base + path}
-    exchange.upstream = note
-    method = "POST" if raw is not None else "GET"
-    try:
-        auth, kind = request.headers.get("authorization"), request.headers.get("content-type")
-        got = await upstream.forward(method, path, auth, raw, kind)
-    except ApiError as exc:
-        note["failure"] = exc.code
-        raise
-    status, code, param = got.verdict
-    message = None if got.message is None else clip(got.message)
-    note.update(status=status, error=code and clip(code), param=param and clip(param))
-    note["message"] = message
-    note["duration_ms"] = got.elapsed_ms
-    if status >= 400:
-        exchange.error, exchange.param = code or "upstream_error", param
-        exchange.error_message = got.message or f"the upstream answered {status}"
-    data = got.payload.get("data") if isinstance(got.payload, dict) else None
-    if isinstance(data, list):
-        exchange.images = [
-            item["url"]
-            for item in data
-            if isinstance(item, dict) and isinstance(item.get("url"), str)
-        ]
-    return got
-
-
-def judged(exchange: Exchange, mine: Verdict, got: UpstreamAnswer) -> None:
-    """Drift between the mock's verdict and the upstream's: in the Exchange and a warning."""
-    theirs = got.verdict
-    kind = drift(mine, theirs)
-    if kind is not None:
-        exchange.drift = kind
-        param = mine[2] or theirs[2]
-        exchange.warnings.append(ContractWarning("drift", param, describe(kind, mine, theirs)))
-
-
-async def proxy_models(request: Request, mock: MockState, path: str) -> Response:
-    got = await forwarded(request, mock, exchange_of(request), path)
-    return Response(got.content, status_code=got.status, headers=got.headers)

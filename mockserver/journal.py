@@ -25,7 +25,10 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mockserver.outcome import Outcome
 
 REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-admin-token"})
 
@@ -154,6 +157,48 @@ def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     return {
         name: values[0] if len(values) == 1 else ", ".join(values) for name, values in shown.items()
     }
+
+
+def record_of(outcome: Outcome) -> RequestRecord:
+    """The journal's record of a request, from its completed outcome: a pure function of it
+    (the headers redacted here, as the record keeps them), so it can be made whenever the
+    record is wanted."""
+    arrival, error = outcome.arrival, outcome.error
+    headers = redact_headers(
+        (name.decode("latin-1"), value.decode("latin-1")) for name, value in arrival.headers
+    )
+    return RequestRecord(
+        id=arrival.id,
+        time=arrival.started,
+        method=arrival.method,
+        path=arrival.path,
+        headers=headers,
+        body=outcome.body,
+        status=outcome.status,
+        error=None if error is None else error.code,
+        error_message=None if error is None else error.message,
+        param=None if error is None else error.param,
+        images=outcome.images,
+        warnings=outcome.warnings,
+        fault=outcome.fault,
+        stub=outcome.stub,
+        duration_ms=outcome.duration_ms,
+        exception=outcome.exception,
+        outcome=outcome.ending,
+        upstream=outcome.upstream,
+        mock_verdict=outcome.mock_verdict,
+        drift=outcome.drift,
+        recorded=outcome.recorded,
+        request_id=outcome.answer_id,
+        client_request_id=client_request_id(headers),
+        session=arrival.session,
+    )
+
+
+def client_request_id(headers: Mapping[str, str]) -> str | None:
+    """The id the client sent with its request, if any (as the journal keeps headers)."""
+    found = headers.get("x-request-id", headers.get("x-client-request-id"))
+    return None if found is None else clip(found)
 
 
 # ---------------------------------------------------------------------------- keeping it small

@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mockserver.coverage import DEFAULT_SESSION
 from mockserver.faults import Fault, QueuedFault
 from mockserver.matching import matches_all
+from mockserver.sessions import DEFAULT_SESSION
 from mockserver.stubs import Stub
 
 

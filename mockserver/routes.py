@@ -13,17 +13,13 @@ purpose. Requests to the routes under `/v1/` are recorded in the journal.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from mockserver import admin, endpoints
-from mockserver.pipeline import JOURNALED
-
-Endpoint = Callable[[Request], Awaitable[Response]]
+from mockserver import admin, endpoints, proxy
+from mockserver.pipeline import JOURNALED, Endpoint, api
 
 ADMIN = ("admin_forbidden", "unknown_parameter")  # every admin route: the guard, ?unknown=
 FILTERS = ("invalid_value",)  # ?status=, ?limit= that are not whole numbers
@@ -63,7 +59,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     _api(
         GENERATIONS,
         "POST",
-        endpoints.generate_images,
+        api(endpoints.generate_images, proxy.generate_images),
         "createImages",
         "invalid_api_key",
         "rate_limit_exceeded",
@@ -79,7 +75,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     _api(
         "/v1/models",
         "GET",
-        endpoints.list_models,
+        api(endpoints.list_models, proxy.list_models),
         "listModels",
         "invalid_api_key",
         "rate_limit_exceeded",
@@ -87,7 +83,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     _api(
         "/v1/models/{model}",
         "GET",
-        endpoints.retrieve_model,
+        api(endpoints.retrieve_model, proxy.retrieve_model),
         "retrieveModel",
         "invalid_api_key",
         "rate_limit_exceeded",

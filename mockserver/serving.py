@@ -22,7 +22,8 @@ Contents: `bind_socket` and `base_url`; `ServeOptions` (what the command line le
 choose); `serve` (this process, until SIGINT/SIGTERM); `ThreadServer` (a background thread,
 for `MockServer`); the timeouts (`read_timeout_of`, `cut_by_server`); `serve_workers` (N
 processes on one socket, supervised); and `KeepTransport` (or `keep_transport`),
-`transport_of` and `drop_connection` (closing a connection with no answer).
+`transport_of`, `kept_transport` and `drop_connection` (closing a connection with no
+answer), which `mockserver.connection` uses to follow each request's connection.
 """
 
 from __future__ import annotations
@@ -666,10 +667,16 @@ async def _until_lost(receive: Receive, timeout: float = 1.0) -> None:
         await asyncio.sleep(0)
 
 
+def kept_transport(scope: Scope) -> asyncio.BaseTransport | None:
+    """The transport `KeepTransport` kept for the request; None if there is none."""
+    transport: asyncio.BaseTransport | None = scope.get(TRANSPORT)
+    return transport
+
+
 def drop_connection(scope: Scope) -> bool:
     """Close the request's connection with no answer, if a server behind `KeepTransport`
     serves it; whether it did. Return from the app without sending anything then."""
-    transport: asyncio.BaseTransport | None = scope.get(TRANSPORT)
+    transport = kept_transport(scope)
     if transport is None:
         return False
     transport.close()

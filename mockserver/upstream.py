@@ -165,11 +165,12 @@ class Upstream:
         authorization: str | None,
         content: bytes | None = None,
         content_type: str | None = None,
+        content_encoding: str | None = None,
     ) -> UpstreamAnswer:
-        """`method` `base + path` with the client's key (or --upstream-api-key) and content
-        type (only those of the client's headers); a timeout is
-        ApiError gateway_timeout, a failed connection or an answer that is not JSON
-        bad_gateway."""
+        """`method` `base + path` with the client's key (or --upstream-api-key), and its
+        body as sent with its content type and encoding (only those of the client's
+        headers); a timeout is ApiError gateway_timeout, a failed connection or an answer
+        that is not JSON bad_gateway."""
         import httpx
 
         headers = {"Accept": "application/json"}
@@ -178,6 +179,8 @@ class Upstream:
             headers["Authorization"] = auth
         if content is not None:
             headers["Content-Type"] = content_type or "application/json"
+            if content_encoding is not None:
+                headers["Content-Encoding"] = content_encoding
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:

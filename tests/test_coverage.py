@@ -25,12 +25,11 @@ from mockserver.coverage import (
     OUTCOMES,
     SESSION_LIMIT,
     UNMATCHED_LIMIT,
-    Answered,
     Coverage,
     Names,
+    Tally,
     merge,
 )
-from mockserver.journal import ContractWarning, RequestRecord
 from mockserver.sessions import HEADER
 
 SCHEMAS = Path(__file__).parent.parent / "schemas"
@@ -413,50 +412,42 @@ NAMES = Names(
 )
 
 
-def record(id: int, session: str = "default", **fields: Any) -> RequestRecord:
+def counted(id: int, session: str = "default", **fields: Any) -> Tally:
     values: dict[str, Any] = {
         "id": id,
-        "time": 0.0,
-        "method": "POST",
-        "path": "/v1/images/generations",
-        "headers": {},
         "body": {"model": "m1", "prompt": f"p{id}"},
         "status": 200,
         "session": session,
     }
-    return RequestRecord(**{**values, **fields})
+    return Tally(**{**values, **fields})
 
 
-def report_of(
-    stubs: list[str], *records: tuple[RequestRecord, Answered], session: str | None = None
-) -> dict[str, Any]:
+def report_of(stubs: list[str], *tallies: Tally, session: str | None = None) -> dict[str, Any]:
     coverage = Coverage(NAMES, lambda: stubs)
-    for one, answered in records:
-        coverage.count(one, answered)
+    for one in tallies:
+        coverage.count(one)
     return coverage.report(session)
 
 
 def test_merge_adds_two_reports() -> None:
     a = report_of(
         ["s1.json"],
-        (
-            record(1, body={"model": "m1", "prompt": "x", "odd": 1}),
-            Answered("1:1 x 1k", None, True),
-        ),
-        (record(2, status=400, error="e1"), Answered()),
-        (record(3, stub="s1.json"), Answered("1:1 x 1k")),
+        counted(1, body={"model": "m1", "prompt": "x", "odd": 1}, pair="1:1 x 1k", unmatched=True),
+        counted(2, status=400, error="e1"),
+        counted(3, stub="s1.json", pair="1:1 x 1k"),
     )
     b = report_of(
         ["s1.json", "s2.json"],
-        (record(1, body={"model": "m9", "prompt": "y"}, status=404, error="e2"), Answered()),
-        (
-            record(2, status=None, fault="f1", outcome="dropped"),
-            Answered("1:1 x 1k", "header"),
+        counted(1, body={"model": "m9", "prompt": "y"}, status=404, error="e2"),
+        counted(
+            2,
+            status=None,
+            fault="f1",
+            outcome="dropped",
+            pair="1:1 x 1k",
+            fault_source="header",
         ),
-        (
-            record(3, warnings=(ContractWarning("w1", "odd", "odd"),)),
-            Answered("2:1 x 9k", None, True),
-        ),
+        counted(3, warnings=("w1",), pair="2:1 x 9k", unmatched=True),
     )
     merged = merge(a, b)
     assert merged["requests"] == 6
@@ -487,9 +478,9 @@ def test_merge_adds_two_reports() -> None:
 
 
 def test_merge_keeps_a_shared_session_and_the_newest_unmatched() -> None:
-    many = [(record(i, "S"), Answered(None, None, True)) for i in range(1, UNMATCHED_LIMIT + 1)]
+    many = [counted(i, "S", unmatched=True) for i in range(1, UNMATCHED_LIMIT + 1)]
     a = report_of([], *many, session="S")
-    b = report_of([], (record(99, "S"), Answered(None, None, True)), session="S")
+    b = report_of([], counted(99, "S", unmatched=True), session="S")
     merged = merge(a, b)
     assert merged["session"] == "S"
     assert merged["unmatched"] == UNMATCHED_LIMIT + 1
@@ -501,7 +492,7 @@ def test_merge_keeps_a_shared_session_and_the_newest_unmatched() -> None:
 def test_merge_adds_the_others() -> None:
     def with_unknown(prefix: str) -> dict[str, Any]:
         body = {"model": "m1", **{f"{prefix}{i}": 1 for i in range(OTHER_LIMIT + 7)}}
-        return report_of([], (record(1, body=body), Answered()))
+        return report_of([], counted(1, body=body))
 
     a, b = with_unknown("a"), with_unknown("b")
     assert a["other"]["fields"] == 7
@@ -541,11 +532,11 @@ def test_a_chaos_fault_is_counted_as_one() -> None:
 def test_only_the_newest_sessions_have_counters() -> None:
     coverage = Coverage(NAMES, list)
     limit = SESSION_LIMIT
-    coverage.count(record(1, "first"), Answered())
+    coverage.count(counted(1, "first"))
     for i in range(limit - 1):
-        coverage.count(record(i + 2, f"s{i}"), Answered())
-    coverage.count(record(limit + 1, "first"), Answered())  # used again: the newest now
-    coverage.count(record(limit + 2, "one too many"), Answered())
+        coverage.count(counted(i + 2, f"s{i}"))
+    coverage.count(counted(limit + 1, "first"))  # used again: the newest now
+    coverage.count(counted(limit + 2, "one too many"))
     assert coverage.report("first")["requests"] == 2
     assert coverage.report("s0")["requests"] == 0  # the least recently used went
     assert coverage.report("s1")["requests"] == 1

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+from collections import Counter
 from typing import Any
 
 import httpx
@@ -158,6 +160,48 @@ def test_every_outcome_of_an_api_request_is_recorded_once(
 
 def _broken(spec: object) -> bytes:
     raise RuntimeError("the renderer is broken")
+
+
+VALID = {"model": "jimeng-4.0", "prompt": "p", "n": 1}
+
+
+def test_the_journal_and_coverage_say_the_same_of_every_outcome(
+    outcome_stubs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both are derived from each request's one outcome: what coverage counts is what the
+    journal's records say, whatever the request turned out to be."""
+    monkeypatch.setattr(mockserver.endpoints, "render_spec", _broken)
+    base = {"Authorization": "Bearer sk-outcomes", "Content-Type": "application/json"}
+    with MockServer(fixtures=outcome_stubs) as mock, httpx.Client() as http:
+        for send, _, _ in OUTCOMES.values():
+            headers = {**base, **send.get("headers", {})}
+            if "fault" in send:
+                headers["X-Mock-Fault"] = send["fault"]
+            with contextlib.suppress(httpx.TransportError):
+                http.request(
+                    send.get("method", "POST"),
+                    mock.url + send.get("path", GENERATIONS),
+                    headers=headers,
+                    json=send.get("json"),
+                    content=send.get("content"),
+                )
+        http.post(mock.api_base + "/images/generations", headers=base, json={**VALID, "x": 1})
+        records, report = mock.requests, mock.coverage()
+
+    def counted(values: list[Any]) -> dict[str, int]:
+        return {str(k).lower(): n for k, n in Counter(v for v in values if v).items()}
+
+    assert report["requests"] == len(records) == len(OUTCOMES) + 1
+    assert {k: n for k, n in report["outcomes"].items() if n} == counted(
+        [r.outcome for r in records]
+    )
+    assert report["statuses"] == counted([r.status or "none" for r in records])
+    for kind in ("error", "fault", "stub"):
+        used = {k: n for k, n in report[kind + "s"].items() if n}
+        assert used == counted([getattr(r, kind) for r in records]), kind
+    warned = [w.code for r in records for w in r.warnings]
+    assert {k: n for k, n in report["warnings"].items() if n} == Counter(warned)
+    assert warned
 
 
 def test_redaction_keeps_only_the_last_four_characters() -> None:

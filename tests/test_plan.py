@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from mockserver.config import MockConfig, data_dir
+from mockserver.config import MockConfig
 from mockserver.errors import ErrorCatalogue
 from mockserver.faults import Fault, FaultCatalogue, QueuedFault
 from mockserver.matching import compile_json, compile_python
 from mockserver.plan import Asked, Plan, plan
+from mockserver.schemas import data_dir
 from mockserver.state import MockState
 from mockserver.stubs import Stub
 

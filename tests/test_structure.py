@@ -57,6 +57,124 @@ def test_one_place_writes_the_journal() -> None:
     assert len(writers["pipeline.py"]) == 1
 
 
+# One outcome per request (mockserver.outcome): the journal's record and coverage's counts
+# are each derived from it in one function, called in one place, next to the journal's
+# one writer.
+ALL_MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+def _calls_of(name: str) -> list[str]:
+    """Where `name(...)` or `<anything>.name(...)` is called: "module: enclosing function"."""
+    found = []
+    for path in ALL_MODULES:
+        parsed = tree(path)
+        functions = [
+            n for n in ast.walk(parsed) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+        ]
+        for node in ast.walk(parsed):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            if called != name:
+                continue
+            inside = [
+                f.name
+                for f in functions
+                if f.lineno <= node.lineno <= (f.end_lineno or f.lineno)
+                and f.name != name  # a method of that name calling a namesake
+            ]
+            found.append(f"{path.name}: {inside[-1] if inside else '<module>'}")
+    return found
+
+
+def test_the_record_and_the_counts_each_have_one_home() -> None:
+    assert _calls_of("RequestRecord") == ["journal.py: record_of"]
+    assert _calls_of("Tally") == ["coverage.py: tally"]
+    assert _calls_of("record_of") == _calls_of("tally") == ["pipeline.py: record"]
+    counting = [
+        f"{path.name}:{node.lineno}"
+        for path in ALL_MODULES
+        for node in ast.walk(tree(path))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "count"
+        and ast.unparse(node.func.value).endswith("counters")
+    ]
+    assert [where.split(":")[0] for where in counting] == ["pipeline.py"]
+
+
+def test_an_outcome_and_what_is_derived_from_it_are_immutable() -> None:
+    import dataclasses
+
+    from mockserver import coverage, journal, outcome
+
+    kinds = [
+        value
+        for module in (outcome, coverage, journal)
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and dataclasses.is_dataclass(value)
+        and value.__module__ == module.__name__
+    ]
+    names = {kind.__name__ for kind in kinds}
+    assert {"Arrival", "Outcome", "ErrorNote", "Tally", "RequestRecord"} <= names
+    thawed = [kind.__name__ for kind in kinds if not vars(kind)["__dataclass_params__"].frozen]
+    assert thawed == []
+
+
+def test_no_coroutine_chain_is_walked() -> None:
+    """The latency wait ends on the connection's `gone` event, not by cancelling a task
+    found waiting in `asyncio.sleep`."""
+    walking = {"cr_await", "cr_code", "get_coro", "uncancel"}
+    found = [
+        f"{path.name}:{node.lineno} {node.attr}"
+        for path in ALL_MODULES
+        for node in ast.walk(tree(path))
+        if isinstance(node, ast.Attribute) and node.attr in walking
+    ]
+    assert found == []
+
+
+OWN = ("self", "cls")
+
+
+def test_no_private_attribute_of_another_object_is_written() -> None:
+    """`x._name = ...` only for the object's own (`self`, `cls`): not a dependency's, as
+    proxy mode once wrote Starlette's `request._body`."""
+    found = []
+    for path in ALL_MODULES:
+        for node in ast.walk(tree(path)):
+            if not isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+                continue
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                for part in ast.walk(target):
+                    if (
+                        isinstance(part, ast.Attribute)
+                        and part.attr.startswith("_")
+                        and not part.attr.startswith("__")
+                        and not (isinstance(part.value, ast.Name) and part.value.id in OWN)
+                    ):
+                        found.append(f"{path.name}:{node.lineno} {ast.unparse(target)}")
+    assert found == []
+
+
+def test_the_states_of_a_connection() -> None:
+    """Every state can be reached from OPEN; an answer given, or a connection gone, is final."""
+    from mockserver.connection import MOVES, State
+
+    reached, new = {State.OPEN}, {State.OPEN}
+    while new:
+        new = {after for state in new for after in MOVES[state]} - reached
+        reached |= new
+    assert reached == set(State)
+    final = {state for state in State if not MOVES[state]}
+    assert final == {State.ANSWERED, State.CLIENT_LEFT, State.DROPPED, State.CUT}
+    assert {state.ending for state in final} == {"answered", "client_disconnected", "dropped"}
+    assert all(state.gone for state in final - {State.ANSWERED})
+
+
 def test_only_serving_imports_uvicorn() -> None:
     importers = []
     for path in MODULES:
@@ -83,3 +201,115 @@ def test_every_endpoint_is_a_module_level_function(spec: object) -> None:
 def test_create_app_is_a_short_assembly() -> None:
     source = inspect.getsource(create_app)
     assert len(source.splitlines()) <= 30
+
+
+# The test-facing API (mockserver.harness_api): each of these is written once, for a mock in
+# this process, a mock elsewhere and a session alike. A class picks its transport, its url
+# and its api_key, so those are left out.
+SHARED = (
+    "records",
+    "requests",
+    "last_request",
+    "expect_errors",
+    "assert_requested",
+    "check",
+    "fail_next",
+    "coverage",
+    "reset",
+    "session",
+    "api_base",
+    "headers",
+    "client_options",
+)
+
+
+def _base_name(node: ast.expr) -> str | None:
+    """`Harness`, `harness_api.Harness` and `Harness[QueuedFault]` are all `Harness`."""
+    if isinstance(node, ast.Subscript):
+        node = node.value
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _defines(node: ast.ClassDef | ast.Module) -> set[str]:
+    """The names a class body (or a module) binds with def, or with an assignment."""
+    names: set[str] = set()
+    for item in node.body:
+        if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+            names.add(item.name)
+        elif isinstance(item, ast.Assign):
+            names |= {t.id for t in item.targets if isinstance(t, ast.Name)}
+        elif isinstance(item, ast.AnnAssign) and item.value is not None:
+            names |= {item.target.id} if isinstance(item.target, ast.Name) else set()
+    return names
+
+
+def shared_definitions(modules: dict[str, ast.Module]) -> dict[str, list[str]]:
+    """Where each SHARED name is defined: in the classes of the test-facing API (those that
+    define fail_next, and their subclasses, by the names of their bases, across modules);
+    and for fail_next, anywhere at all (a module's function, any class)."""
+    classes = [
+        (module, node)
+        for module, parsed in modules.items()
+        for node in ast.walk(parsed)
+        if isinstance(node, ast.ClassDef)
+    ]
+    family = {node.name for _, node in classes if "fail_next" in _defines(node)}
+    grown = True
+    while grown:
+        more = {
+            node.name
+            for _, node in classes
+            if node.name not in family and {_base_name(b) for b in node.bases} & family
+        }
+        family |= more
+        grown = bool(more)
+    found: dict[str, list[str]] = {name: [] for name in SHARED}
+    for module, node in classes:
+        if node.name in family or "fail_next" in _defines(node):
+            for name in _defines(node) & set(SHARED):
+                found[name].append(f"{module}: {node.name}.{name}")
+    methods = {id(item) for _, node in classes for item in node.body}
+    for module, parsed in modules.items():
+        functions = (
+            n for n in ast.walk(parsed) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+        )
+        if any(n.name == "fail_next" and id(n) not in methods for n in functions):
+            found["fail_next"].append(f"{module}: a function fail_next")
+    return found
+
+
+def test_the_test_facing_api_is_written_once() -> None:
+    modules = {str(p.relative_to(PACKAGE)): tree(p) for p in sorted(PACKAGE.rglob("*.py"))}
+    found = shared_definitions(modules)
+    assert {name: len(where) for name, where in found.items()} == dict.fromkeys(SHARED, 1), found
+    assert {where[0].split(":")[0] for where in found.values()} == {"harness_api.py"}
+
+
+def test_a_second_definition_is_found() -> None:
+    """The check above fails on the shapes a repeat takes: a subclass, a subclass of a
+    subclass (in another module, generic), an unrelated class, a module's function."""
+    modules = {
+        "api.py": ast.parse(
+            "class Harness:\n    def fail_next(self): ...\n    def check(self): ...\n"
+            "    def reset(self): ...\n"
+        ),
+        "server.py": ast.parse(
+            "import api\nclass Served(api.Harness[int]):\n    def check(self): ...\n"
+            "class MockServer(Served):\n    reset = None\n"
+            "class Journal:\n    def reset(self): ...\n"  # not of the API: its own reset
+        ),
+        "other.py": ast.parse(
+            "class Elsewhere:\n    def fail_next(self): ...\ndef fail_next(): ...\n"
+        ),
+    }
+    found = shared_definitions(modules)
+    assert found["fail_next"] == [
+        "api.py: Harness.fail_next",
+        "other.py: Elsewhere.fail_next",
+        "other.py: a function fail_next",
+    ]
+    assert found["check"] == ["api.py: Harness.check", "server.py: Served.check"]
+    assert found["reset"] == ["api.py: Harness.reset", "server.py: MockServer.reset"]
+    assert found["records"] == []

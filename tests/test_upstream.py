@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
@@ -356,6 +358,29 @@ def test_faults_and_stubs_answer_locally(tmp_path: Path) -> None:
         assert slow.headers["x-mock-latency-ms"] == "50"
         assert len(up.seen) == 1  # only the plain request was forwarded
         assert [r.upstream is None for r in proxy.requests] == [True, True, False]
+
+
+def test_a_client_that_leaves_while_a_proxied_answer_waits_left_then() -> None:
+    """The latency wait ends when the client goes, in proxy mode too: nothing is forwarded,
+    and the request is recorded then, not two seconds later."""
+    with HandServer(answering(200, {"data": []})) as up, MockServer(upstream=up.api_base) as proxy:
+        body = json.dumps(BODY).encode()
+        head = (
+            f"POST /v1/images/generations HTTP/1.1\r\nHost: {proxy.host}:{proxy.port}\r\n"
+            "Authorization: Bearer sk-1\r\nContent-Type: application/json\r\n"
+            f"X-Mock-Latency-Ms: 2000\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        with socket.create_connection((proxy.host, proxy.port), timeout=5) as sock:
+            sock.sendall(head + body)
+            time.sleep(0.2)
+        left = time.monotonic()
+        while not proxy.requests and time.monotonic() - left < 1.5:
+            time.sleep(0.01)
+        assert time.monotonic() - left < 1.0
+        (record,) = proxy.requests
+        assert (record.status, record.outcome) == (None, "client_disconnected")
+        assert (record.body, record.upstream) == (BODY, None)
+        assert up.seen == []
 
 
 def test_options_and_config() -> None:
