@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import gzip
 import json
+import struct
 import zlib
 from types import SimpleNamespace
 from typing import Any
@@ -44,11 +45,26 @@ def raw_deflate(data: bytes) -> bytes:
 
 @functools.cache
 def gzipped_zeros(size: int) -> bytes:
-    """`size` zero bytes gzipped, made without holding them: 10 MB is ~10 kB, 1 GB ~1 MB."""
-    packer = zlib.compressobj(9, wbits=16 + zlib.MAX_WBITS)
-    block = bytes(1 << 20)
-    parts = [packer.compress(block) for _ in range(size // len(block))]
-    return b"".join([*parts, packer.compress(bytes(size % len(block))), packer.flush()])
+    """`size` zero bytes gzipped, made without holding them: 10 MB is ~10 kB, 1 GB ~1 MB.
+
+    Compressing a gigabyte takes seconds; after a full flush the compressor starts afresh,
+    so every later block of zeros packs to the same bytes, packed once and repeated (blocks of
+    16 MiB: each flush costs a few bytes). The stream is whole: gzip's header, then deflate,
+    then the CRC and size of all the zeros."""
+    block = bytes(1 << 24)
+    whole, rest = divmod(size, len(block))
+    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    packed = [
+        packer.compress(block) + packer.flush(zlib.Z_FULL_FLUSH) for _ in range(min(whole, 2))
+    ]
+    packed += packed[-1:] * (whole - len(packed))
+    packed.append(packer.compress(bytes(rest)) + packer.flush())
+    crc = 0
+    for _ in range(whole):
+        crc = zlib.crc32(block, crc)
+    crc = zlib.crc32(bytes(rest), crc)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"  # deflate, no name, no time
+    return b"".join([header, *packed, struct.pack("<II", crc, size & 0xFFFFFFFF)])
 
 
 def post(server: MockServer, content: bytes, **headers: str) -> httpx.Response:
@@ -168,6 +184,11 @@ def test_a_bomb_is_413_after_inflating_at_most_the_limit(
 
     assert len(inflated) == 2
     assert all(0 < made.out <= 4097 for made in inflated), [m.out for m in inflated]
+
+
+@pytest.mark.parametrize("size", [0, 5, 1 << 20, (3 << 24) + 5])
+def test_the_zeros_are_a_whole_gzip_stream(size: int) -> None:
+    assert gzip.decompress(gzipped_zeros(size)) == bytes(size)
 
 
 def test_a_gigabyte_bomb_under_the_default_limit_is_413(jimeng_mock: MockServer) -> None:
