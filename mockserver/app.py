@@ -22,7 +22,7 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
     """The mock as an ASGI app. Pass a `MockConfig`, or its fields as keyword arguments."""
     if config is not None and options:
         raise TypeError("pass either a MockConfig or keyword options, not both")
-    state = MockState(config or MockConfig(**options))
+    state = MockState(config or MockConfig.of("create_app", options))
     table = RouteTable()
     middleware = [Middleware(KeepTransport), Middleware(Journaled, state=state)]
     if state.config.cors:

@@ -22,14 +22,14 @@ import json
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from mockserver.argtypes import amount, whole
 from mockserver.cases import Case, Target, contract_dir, judge, read_cases, send
-from mockserver.config import DEFAULT_API_KEY
+from mockserver.options import CONFORM, declared
+from mockserver.options import field as option
 
 
 @dataclass
@@ -50,16 +50,19 @@ class Entry:
         return self.case.expected
 
 
+@declared("conform")
 @dataclass
 class Options:
-    url: str
-    api_key: str = DEFAULT_API_KEY
-    cases: list[Path] = field(default_factory=list)
-    select: list[str] = field(default_factory=list)
-    report: Path | None = None
-    max_generations: int = 0
-    rate: float | None = None
-    timeout: float = 60.0
+    """What a run is asked: the options of `jimeng-mock conform` (`mockserver.options`)."""
+
+    url: str = option("url")
+    api_key: str = option("api_key")
+    cases: Sequence[Path] = option("cases")
+    select: Sequence[str] = option("select")
+    report: Path | None = option("report")
+    max_generations: int = option("max_generations")
+    rate: float | None = option("rate")
+    timeout: float = option("timeout")
 
 
 # ------------------------------------------------------------------------------ the cases
@@ -178,77 +181,24 @@ def table(cases: Sequence[Entry], out: TextIO) -> None:
 # ------------------------------------------------------------------------------ the command
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="jimeng-mock conform",
-        description="Run the mock's contract cases against a service (a real one) and report "
-        "where its answers differ from the mock's. Exit 0 when all that ran agree, 1 when any "
-        "disagrees, 2 on bad usage.",
-    )
-    add = parser.add_argument
-    add("url", metavar="URL", help="base URL as the openai SDK takes it, e.g. https://host/v1")
-    add(
-        "--api-key",
-        default=DEFAULT_API_KEY,
-        metavar="KEY",
-        help="sent as 'Authorization: Bearer KEY' (a case's own header wins; default: the "
-        "mock's %(default)s)",
-    )
-    add(
-        "--cases",
-        dest="cases",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="DIR",
-        help="also run the case files (*.json) of DIR, in the contract's format (repeatable)",
-    )
-    add(
-        "--select",
-        action="append",
-        default=[],
-        metavar="GLOB",
-        help="run only the cases whose id (<file stem>::<name>) matches GLOB, e.g. "
-        "'size::*' (repeatable; default: all)",
-    )
-    add("--report", type=Path, metavar="PATH", help="write the results as JSON to PATH")
-    add(
-        "--max-generations",
-        type=whole(0),
-        default=0,
-        metavar="N",
-        help="run up to N cases that generate images (they cost on a real service; "
-        "default: %(default)s, only the cases the mock refuses)",
-    )
-    add("--rate", type=amount("requests a second"), metavar="N", help="at most N requests a second")
-    add(
-        "--timeout",
-        type=amount("seconds"),
-        default=60.0,
-        metavar="S",
-        help="seconds to wait for each answer (default: %(default)g)",
-    )
-    return parser
+def options_of(args: argparse.Namespace) -> Options:
+    """The run's options from the command line's (`jimeng-mock conform`, parsed by cli.py)."""
+    given: dict[str, Any] = {}
+    for row in CONFORM:
+        value = getattr(args, row.name)
+        given[row.name] = tuple(value) if row.form == "repeat" else value
+    return Options(**given)
 
 
-def main(argv: Sequence[str]) -> int:
-    args = build_parser().parse_args(argv)  # bad usage: exit 2
+def main(options: Options) -> int:
+    """The run, its table on stdout, its progress and verdict on stderr; the exit code."""
     if importlib.util.find_spec("httpx") is None:
         print("jimeng-mock conform: needs the httpx package (pip install httpx)", file=sys.stderr)
         return 2
-    if urlsplit(args.url).scheme not in ("http", "https") or not urlsplit(args.url).netloc:
-        print(f"jimeng-mock conform: expected an http(s) URL, not {args.url!r}", file=sys.stderr)
+    url = urlsplit(options.url)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        print(f"jimeng-mock conform: expected an http(s) URL, not {options.url!r}", file=sys.stderr)
         return 2
-    options = Options(
-        url=args.url,
-        api_key=args.api_key,
-        cases=args.cases,
-        select=args.select,
-        report=args.report,
-        max_generations=args.max_generations,
-        rate=args.rate,
-        timeout=args.timeout,
-    )
     missing = [str(d) for d in options.cases if not d.is_dir()]
     if missing:
         print(f"jimeng-mock conform: --cases: no folder {', '.join(missing)}", file=sys.stderr)

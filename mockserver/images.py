@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import PIL
 from PIL import Image, ImageDraw, ImageFont
 
-from mockserver.config import DEFAULT_SECRET
 from mockserver.errors import ApiError
+from mockserver.options import DEFAULT_SECRET
 
 # Bump when the drawing changes, so ETags of old bytes stop matching.
 RENDER_VERSION = 2

@@ -27,13 +27,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
+from mockserver.options import DEFAULT_JOURNAL_MB
+
 if TYPE_CHECKING:
     from mockserver.outcome import Outcome
 
 REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-admin-token"})
 
 MIB = 1024 * 1024
-DEFAULT_MAX_BYTES = 32 * MIB  # config.DEFAULT_JOURNAL_MB
+DEFAULT_MAX_BYTES = DEFAULT_JOURNAL_MB * MIB
 STRING_LIMIT = 1024  # the longest string kept whole, in characters
 EXCERPT_LENGTH = 256  # the characters an excerpt keeps
 TRACEBACK_LIMIT = 16 * 1024  # the longest traceback (`exception`) kept whole

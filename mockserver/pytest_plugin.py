@@ -44,7 +44,7 @@ class MockServerPool:
         from mockserver.config import MockConfig
         from mockserver.server import MockServer
 
-        config = MockConfig(**options)
+        config = MockConfig.of("jimeng_mock_config", options)
         server = self._servers.get(config)
         if server is None or not server.running:
             server = self._servers[config] = MockServer(config).start()

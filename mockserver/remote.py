@@ -16,10 +16,10 @@ from urllib.parse import urlencode
 
 import httpx
 
-from mockserver.config import DEFAULT_API_KEY
 from mockserver.harness_api import FaultOrder, Served
 from mockserver.journal import RequestRecord
 from mockserver.matching import match_json
+from mockserver.options import DEFAULT_API_KEY
 
 PAGE = 1000  # records asked for at once
 

@@ -6,18 +6,13 @@ import dataclasses
 from types import TracebackType
 from typing import Any
 
+from mockserver import options as table
 from mockserver.app import create_app
-from mockserver.config import DEFAULT_API_KEY, MockConfig
+from mockserver.config import MockConfig
 from mockserver.faults import QueuedFault
 from mockserver.harness_api import Served
-from mockserver.serving import (
-    DEFAULT_READ_TIMEOUT,
-    DEFAULT_SHUTDOWN_TIMEOUT,
-    ServeOptions,
-    ThreadServer,
-    base_url,
-    bind_socket,
-)
+from mockserver.options import DEFAULT_API_KEY
+from mockserver.serving import ServeOptions, ThreadServer, base_url, bind_socket
 from mockserver.state import MockState
 
 
@@ -25,12 +20,12 @@ class MockServer(Served[QueuedFault]):
     """The mock served on `host`:`port` (0: a free port) from a daemon thread.
 
     Use it as a context manager; `.url`, `.api_base` (what the openai SDK's `base_url`
-    wants) and `.api_key` say how to reach it. Options are `MockConfig`'s fields; `http`
-    picks uvicorn's HTTP parser ("auto": httptools where installed, "h11", "httptools"), and
-    `access_log` turns on uvicorn's line per request (off, as on the command line: the journal
-    has every request). `read_timeout` (seconds, None: none), `shutdown_timeout` (seconds) and
-    `limit_concurrency` are the command's `--read-timeout`, `--shutdown-timeout` (how long
-    `stop()` lets answers in progress finish before it cuts them) and `--limit-concurrency`.
+    wants) and `.api_key` say how to reach it. Its keyword options are the table's
+    (`mockserver.options`, the README's Options): `MockConfig`'s fields, and how uvicorn
+    serves (`http`, `log_level`, `access_log`, `read_timeout`, `shutdown_timeout` (how long
+    `stop()` lets answers in progress finish before it cuts them), `limit_concurrency`), with
+    the command's defaults but `log_level` "warning". An unknown keyword is a TypeError
+    naming the nearest known one.
     """
 
     def __init__(
@@ -38,18 +33,13 @@ class MockServer(Served[QueuedFault]):
         config: MockConfig | None = None,
         *,
         host: str | None = None,
-        port: int = 0,
-        log_level: str = "warning",
-        http: str = "auto",
-        access_log: bool = False,
-        read_timeout: float | None = DEFAULT_READ_TIMEOUT,
-        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
-        limit_concurrency: int | None = None,
+        port: int = table.OPTIONS["port"].python_default,
         **options: Any,
     ) -> None:
-        if config is not None and options:
+        given = table.sort_keywords("MockServer", options, "config", "serve", also=("host", "port"))
+        if config is not None and given["config"]:
             raise TypeError("pass either a MockConfig or keyword options, not both")
-        config = config or MockConfig(**options)
+        config = config or MockConfig(**given["config"])
         # The config knows the address too: the admin routes close beyond loopback.
         self.config = dataclasses.replace(config, host=host) if host else config
         self.app = create_app(self.config)
@@ -57,20 +47,10 @@ class MockServer(Served[QueuedFault]):
         self.expected_errors = self.state.expected_errors  # the one set, which reset() empties
         self.host = self.config.host
         self._port = port
-        self.http = http
         # uvicorn's loggers propagate to this process's own logging.
-        self._server = ThreadServer(
-            self.app,
-            ServeOptions(
-                http=http,
-                log_level=log_level,
-                access_log=access_log,
-                uvicorn_logging=False,
-                read_timeout=read_timeout,
-                shutdown_timeout=shutdown_timeout,
-                limit_concurrency=limit_concurrency,
-            ),
-        )
+        serving = {**table.python_defaults("serve"), **given["serve"], "uvicorn_logging": False}
+        self._server = ThreadServer(self.app, ServeOptions(**serving))
+        self.http = self._server.options.http
 
     @property
     def port(self) -> int:

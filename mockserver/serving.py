@@ -52,8 +52,8 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http import h11_impl
 
-HTTP_CHOICES = ("auto", "h11", "httptools")
-LOOP_CHOICES = ("auto", "asyncio", "uvloop")
+from mockserver import options
+from mockserver.errors import ConfigError
 
 # The scope key `KeepTransport` stores the connection's transport under.
 TRANSPORT = "jimeng.transport"
@@ -61,9 +61,6 @@ TRANSPORT = "jimeng.transport"
 # server cut at the end of a shutdown.
 READ_TIMEOUT = "jimeng.read_timeout"
 CUT = "jimeng.cut"
-
-DEFAULT_READ_TIMEOUT = 30.0
-DEFAULT_SHUTDOWN_TIMEOUT = 3.0
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -86,10 +83,13 @@ def base_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+@options.declared("serve")
 @dataclasses.dataclass(frozen=True)
 class ServeOptions:
     """How uvicorn serves: its HTTP parser and event loop ("auto": httptools and uvloop
-    where installed), its log level, and whether it logs a line per request.
+    where installed), its log level, and whether it logs a line per request. Each field but
+    `uvicorn_logging` is a "serve" row of the table of options (`mockserver.options`), with
+    its default and check there; a bad value is a `ConfigError`.
 
     `uvicorn_logging` False leaves the process's logging as it is (uvicorn's loggers then
     propagate to the root logger): right for a server inside someone else's process.
@@ -112,28 +112,22 @@ class ServeOptions:
     requests get uvicorn's own `503 text/plain`.
     """
 
-    http: str = "auto"
-    loop: str = "auto"
-    log_level: str = "info"
-    access_log: bool = False
+    http: str = options.field("http")
+    loop: str = options.field("loop")
+    log_level: str = options.field("log_level")
+    access_log: bool = options.field("access_log")
     uvicorn_logging: bool = True
-    proxy_headers: bool = False
-    forwarded_allow_ips: str | None = None
-    read_timeout: float | None = DEFAULT_READ_TIMEOUT
-    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
-    limit_concurrency: int | None = None
+    proxy_headers: bool = options.field("proxy_headers")
+    forwarded_allow_ips: str | None = options.field("forwarded_allow_ips")
+    read_timeout: float | None = options.field("read_timeout")
+    shutdown_timeout: float = options.field("shutdown_timeout")
+    limit_concurrency: int | None = options.field("limit_concurrency")
 
     def __post_init__(self) -> None:
-        if self.http not in HTTP_CHOICES:
-            raise ValueError(f"http must be one of {', '.join(HTTP_CHOICES)}, not {self.http!r}")
-        if self.loop not in LOOP_CHOICES:
-            raise ValueError(f"loop must be one of {', '.join(LOOP_CHOICES)}, not {self.loop!r}")
-        if self.read_timeout is not None and not self.read_timeout > 0:
-            raise ValueError(f"read_timeout must be above 0 seconds, not {self.read_timeout!r}")
-        if not self.shutdown_timeout >= 0:
-            raise ValueError(f"shutdown_timeout must be 0 or more, not {self.shutdown_timeout!r}")
-        if self.limit_concurrency is not None and self.limit_concurrency < 1:
-            raise ValueError(f"limit_concurrency must be at least 1, not {self.limit_concurrency}")
+        options.checked(self, "serve", ConfigError)
+        if self.forwarded_allow_ips is not None:
+            # Whose headers to believe says to believe some: --forwarded-allow-ips implies it.
+            object.__setattr__(self, "proxy_headers", True)
 
     def config(self, app: ASGIApp) -> uvicorn.Config:
         extra: dict[str, Any] = {} if self.uvicorn_logging else {"log_config": None}
@@ -419,9 +413,11 @@ def serve_workers(
     """Serve on `sock` from `count` worker processes until SIGINT or SIGTERM; the exit code.
 
     Each worker is a fresh interpreter (multiprocessing's "spawn"), is handed the listening
-    socket, builds its own app with `factory(*factory_args)` (both must pickle: a function
-    of a module, and plain data) and serves it with uvicorn. `on_ready()` is called once
-    every worker serves.
+    socket, builds its own app with `factory(*factory_args)` and serves it with uvicorn;
+    `on_ready()` is called once every worker serves. Both must pickle: the command passes
+    `create_app` and its checked `MockConfig`, so a worker parses nothing again, and the
+    random secret in that config reaches it through multiprocessing's pipe, not a command
+    line that `ps` shows.
 
     SIGINT or SIGTERM: each worker gets SIGTERM (uvicorn's graceful shutdown, which cuts what
     is still open after `options.shutdown_timeout`), those still there after `stop_timeout`

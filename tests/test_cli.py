@@ -141,6 +141,26 @@ def run_to_exit(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_the_serve_subcommand_serves_as_bare_jimeng_mock_does() -> None:
+    with running("--api-key", "sk-one", command=[*COMMAND, "serve"]) as url:
+        assert post(url, BODY, key="sk-one").status_code == 200
+        assert post(url, BODY, key="sk-two").status_code == 401
+
+
+def test_help_lists_the_subcommands_and_each_has_its_own() -> None:
+    shown = run_to_exit("--help")
+    assert shown.returncode == 0
+    assert "COMMAND" in shown.stdout
+    assert "\n    serve  " in shown.stdout
+    assert "\n    conform  " in shown.stdout
+    assert "\nhow it listens:\n" in shown.stdout
+    conform = run_to_exit("conform", "--help")
+    assert conform.returncode == 0
+    assert conform.stdout.startswith("usage: jimeng-mock conform")
+    assert "--max-generations N" in conform.stdout
+    assert "--workers" not in conform.stdout
+
+
 def test_port_in_use_is_one_line_and_a_nonzero_exit() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

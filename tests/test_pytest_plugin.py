@@ -212,3 +212,23 @@ def test_the_stub_answers(jimeng_mock):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
 
     result.assert_outcomes(passed=1)
+
+
+def test_a_misspelt_config_option_names_the_nearest_one(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_typo="""
+import pytest
+
+
+@pytest.fixture
+def jimeng_mock_config():
+    return {"jounral_size": 5}
+
+
+def test_uses_the_mock(jimeng_mock):
+    pass
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*jimeng_mock_config*did you mean 'journal_size'*"])

@@ -269,11 +269,12 @@ def test_every_file_with_smoke_tests_runs_in_make_lowest() -> None:
 
 SUPERVISE = """
 import sys
-from mockserver.cli import worker_app
+from mockserver.app import create_app
+from mockserver.config import MockConfig
 from mockserver.serving import ServeOptions, bind_socket, serve_workers
 
 code = serve_workers(
-    bind_socket("127.0.0.1", 0), 2, worker_app, (sys.argv[1:],),
+    bind_socket("127.0.0.1", 0), 2, create_app, (MockConfig(fixtures=sys.argv[1]),),
     ServeOptions(log_level="warning"), lambda: print("ready", flush=True),
     startup_timeout=30,
 )
@@ -285,7 +286,7 @@ def test_workers_that_fail_to_start_fail_the_supervisor() -> None:
     """The command checks its options before it starts workers; should a worker fail all
     the same, the supervisor stops and exits 1 without saying it is ready."""
     result = subprocess.run(
-        [sys.executable, "-c", SUPERVISE, "--fixtures", "/no/such/folder"],
+        [sys.executable, "-c", SUPERVISE, "/no/such/folder"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import sys
 from pathlib import Path
 
 import pytest
@@ -313,3 +314,35 @@ def test_a_second_definition_is_found() -> None:
     assert found["check"] == ["api.py: Harness.check", "server.py: Served.check"]
     assert found["reset"] == ["api.py: Harness.reset", "server.py: MockServer.reset"]
     assert found["records"] == []
+
+
+def _imported(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree(path)):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_the_table_of_options_is_a_leaf() -> None:
+    """Every layer may read its defaults from the table: it imports the standard library and
+    its own value kinds only."""
+    for name in ("options.py", "argtypes.py"):
+        imported = _imported(PACKAGE / name) - {"__future__", "mockserver", "mockserver.argtypes"}
+        foreign = {n for n in imported if n.split(".")[0] not in sys.stdlib_module_names}
+        assert foreign == set(), (name, foreign)
+
+
+def test_command_line_arguments_are_declared_in_the_table_only() -> None:
+    """No `add_argument` beyond options.py: each option of every command is a row there."""
+    adders = {
+        path.name
+        for path in MODULES
+        for node in ast.walk(tree(path))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "add_argument"
+    }
+    assert adders == {"options.py"}
