@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from jsonschema import Draft202012Validator
 
 from mockserver import ConfigError, MockConfig, create_app
 from mockserver.errors import REQUIRED_CODES
+from mockserver.routes import ROUTES
 from mockserver.schemas import data_dir, read_data_file, registry, schema_validator
 
 SCHEMAS = Path(__file__).parent.parent / "schemas"
@@ -188,13 +190,38 @@ def test_settings_are_normalised_once() -> None:
     assert hash(config) == hash(MockConfig(api_keys=["sk-one"], public_url="http://proxy/mock"))
 
 
-def test_the_readme_documents_every_error_code_and_the_size_table() -> None:
-    readme = (SCHEMAS.parent / "README.md").read_text(encoding="utf-8")
+def test_the_docs_document_every_error_code_and_the_size_table() -> None:
+    contract = (SCHEMAS.parent / "docs" / "contract.md").read_text(encoding="utf-8")
     catalogue = load("errors.json")["errors"]
     table = load("sizes.json")["table"]
 
-    for code, entry in catalogue.items():
-        assert f"| {entry['status']} | `{code}` |" in readme, code
+    documented = {
+        code: int(status)
+        for status, code in re.findall(r"^\| (\d{3}) \| `(\w+)` \|", contract, flags=re.MULTILINE)
+    }
+    assert documented == {code: entry["status"] for code, entry in catalogue.items()}
     for ratio, row in table.items():
         cells = " | ".join(f"{w}x{h}" for w, h in row.values())
-        assert f"| {ratio} | {cells} |" in readme, ratio
+        assert f"| {ratio} | {cells} |" in contract, ratio
+
+
+def _documented_routes(text: str) -> set[tuple[str, str]]:
+    """The (method, path) pairs of the route tables' first column: "`GET`/`HEAD /path`"."""
+    routes = set()
+    for cell in re.findall(r"^\| ((?:`[A-Z]+`/)*`[A-Z]+ /[^`]*`) \|", text, flags=re.MULTILINE):
+        *methods, last = re.findall(r"`([^`]+)`", cell)
+        method, path = last.split(" ", 1)
+        routes.update((m, path) for m in (*methods, method))
+    return routes
+
+
+def test_the_docs_route_tables_list_every_route_of_the_route_table() -> None:
+    docs = SCHEMAS.parent / "docs"
+    text = "\n".join(
+        (docs / page).read_text(encoding="utf-8") for page in ("contract.md", "journal.md")
+    )
+    declared = {(method, spec.path) for spec in ROUTES for method in spec.methods}
+    documented = _documented_routes(text)
+    # A GET route answers HEAD as well; the tables name HEAD only where it matters (images).
+    assert documented - declared == set()
+    assert {(m, p) for m, p in declared if m != "HEAD"} - documented == set()

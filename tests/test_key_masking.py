@@ -11,7 +11,6 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,9 +18,10 @@ import openai
 import pytest
 
 from mockserver import MockServer
+from tests import docs
 
 RIGHT_KEY = "sk-right-key-1234"
-README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+README = docs.TEXT
 PREFIX = "Incorrect API key provided: "
 # Distinctive keys, so that any 5 characters of one found in a text can only be a leak.
 KEYS = {

@@ -1,4 +1,5 @@
-"""The README's examples, run against a live mock: what a new user copies must work as shown."""
+"""The examples of the README and docs/, run against a live mock: what a new user copies must work
+as shown."""
 
 from __future__ import annotations
 
@@ -20,9 +21,10 @@ import openai
 import pytest
 
 from mockserver import MockServer
+from tests import docs
 from tests.conftest import fetch_png
 
-README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+README = docs.TEXT
 BLOCKS = re.findall(r"```(\w*)\n(.*?)```", README, flags=re.DOTALL)
 DOCUMENTED = "http://127.0.0.1:8000"
 
@@ -45,7 +47,7 @@ def block(language: str, containing: str) -> tuple[int, str]:
     for index, (lang, text) in enumerate(BLOCKS):
         if lang == language and containing in text:
             return index, text
-    pytest.fail(f"README has no {language} block with {containing!r}")
+    pytest.fail(f"README and docs/ have no {language} block with {containing!r}")
 
 
 def test_curl_example_answers_exactly_what_the_readme_shows(jimeng_mock: MockServer) -> None:
