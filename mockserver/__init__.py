@@ -6,12 +6,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mockserver.app import create_app
     from mockserver.config import MockConfig
+    from mockserver.engine.api import MockSession
     from mockserver.errors import ApiError, ConfigError
-    from mockserver.harness_api import MockSession
-    from mockserver.remote import RemoteMock
-    from mockserver.server import MockServer
+    from mockserver.harness.remote import RemoteMock
+    from mockserver.harness.server import MockServer
+    from mockserver.web.app import create_app
 
 __all__ = [
     "ApiError",
@@ -29,10 +29,10 @@ _HOMES = {
     "ApiError": "mockserver.errors",
     "ConfigError": "mockserver.errors",
     "MockConfig": "mockserver.config",
-    "MockServer": "mockserver.server",
-    "MockSession": "mockserver.harness_api",
-    "RemoteMock": "mockserver.remote",
-    "create_app": "mockserver.app",
+    "MockServer": "mockserver.harness.server",
+    "MockSession": "mockserver.engine.api",
+    "RemoteMock": "mockserver.harness.remote",
+    "create_app": "mockserver.web.app",
 }
 
 

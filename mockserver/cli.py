@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from mockserver import options
-from mockserver.app import create_app
 from mockserver.config import MockConfig
 from mockserver.errors import ConfigError
-from mockserver.serving import ServeOptions, base_url, bind_socket, serve, serve_workers
+from mockserver.web.app import create_app
+from mockserver.web.uvicorn_glue import ServeOptions, base_url, bind_socket, serve, serve_workers
 
 DESCRIPTION = "A deterministic stand-in for the Jimeng image-generation API."
 SERVING = (
@@ -78,7 +78,7 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)  # bad usage: 2
     if args.command == "conform":
-        from mockserver import conform
+        from mockserver.contract import conform
 
         return conform.main(conform.options_of(args))
     return serve_command(args)

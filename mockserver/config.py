@@ -19,7 +19,7 @@ from mockserver.options import DEFAULT_API_KEY as DEFAULT_API_KEY
 from mockserver.options import DEFAULT_JOURNAL_MB as DEFAULT_JOURNAL_MB
 from mockserver.options import DEFAULT_SECRET as DEFAULT_SECRET
 from mockserver.options import LOOPBACK
-from mockserver.schemas import data_dir
+from mockserver.paths import data_dir
 
 
 @functools.cache

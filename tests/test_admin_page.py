@@ -18,7 +18,7 @@ from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from mockserver import MockServer
-from mockserver.journal import excerpt
+from mockserver.record.journal import excerpt
 
 THUMBNAIL_SIDE = 160
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

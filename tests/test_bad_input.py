@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from mockserver import MockServer
-from mockserver.bodies import MAX_DEPTH
+from mockserver.web.bodies import MAX_DEPTH
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from mockserver.cli import build_parser, main, serve_options
-from mockserver.serving import ServeOptions
+from mockserver.web.uvicorn_glue import ServeOptions
 from tests.conftest import fetch_png
 
 COMMAND = [sys.executable, "-m", "mockserver"]

@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from mockserver import MockServer, cases
+from mockserver import MockServer, paths
 from mockserver.cli import main
+from mockserver.contract import cases
 
 ROOT = Path(__file__).resolve().parent.parent
 CASE_DIR = ROOT / "fixtures" / "contract"
@@ -475,9 +476,12 @@ def test_case_paths_join_the_base_url(base: str, path: str, url: str) -> None:
 def test_the_cases_ship_in_the_wheel() -> None:
     """contract_dir() finds the cases in the checkout, and their schema beside them; a wheel puts
     both where it looks."""
-    assert cases.contract_dir().resolve() == CASE_DIR
-    assert cases.case_schema_file().resolve() == ROOT / "fixtures" / "contract.schema.json"
+    assert paths.contract_dir().resolve() == CASE_DIR
+    assert paths.case_schema_file().resolve() == ROOT / "fixtures" / "contract.schema.json"
+    assert paths.data_dir().resolve() == SCHEMAS
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     force_include = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
-    assert force_include["fixtures/contract"] == "mockserver/contract"
-    assert force_include["fixtures/contract.schema.json"] == "mockserver/contract.schema.json"
+    packaged = paths.PACKAGED.relative_to(ROOT).as_posix()
+    assert force_include["fixtures/contract"] == f"{packaged}/contract"
+    assert force_include["fixtures/contract.schema.json"] == f"{packaged}/contract.schema.json"
+    assert force_include["schemas"] == f"{packaged}/schemas"

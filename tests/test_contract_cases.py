@@ -3,7 +3,7 @@
 A case file is checked against fixtures/contract.schema.json first, so a typo in a case fails
 by name instead of silently testing nothing. Each case is its own test, `<file stem>::<name>`,
 against the `jimeng_mock` server of its "server" options, sent and judged by the runner that
-`jimeng-mock conform` uses (mockserver/cases.py), holding the mock to its own promises too.
+`jimeng-mock conform` uses (mockserver/contract/cases.py), holding the mock to its own promises too.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import pytest
 from jsonschema import Draft202012Validator
 from PIL import Image
 
-import mockserver.endpoints
+import mockserver.web.endpoints
 from mockserver import MockServer
-from mockserver.cases import Case, CaseFile, MockPromises, Target, case_files, judge, send
+from mockserver.contract.cases import Case, CaseFile, MockPromises, Target, case_files, judge, send
 
 ROOT = Path(__file__).resolve().parent.parent
 CASE_DIR = ROOT / "fixtures" / "contract"
@@ -284,7 +284,7 @@ def test_server_error_envelope(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken_render(spec: object) -> bytes:
         raise RuntimeError("the renderer is broken")
 
-    monkeypatch.setattr(mockserver.endpoints, "render_spec", broken_render)
+    monkeypatch.setattr(mockserver.web.endpoints, "render_spec", broken_render)
     auth = {"Authorization": "Bearer sk-test"}
     body = {"model": "jimeng-4.0", "prompt": "a cat", "n": 1, "size": "1024*1024"}
 

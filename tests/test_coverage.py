@@ -19,7 +19,8 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from mockserver import MockServer
-from mockserver.coverage import (
+from mockserver.contract.sessions import HEADER
+from mockserver.record.coverage import (
     FAULT_SOURCES,
     OTHER_LIMIT,
     OUTCOMES,
@@ -30,7 +31,6 @@ from mockserver.coverage import (
     Tally,
     merge,
 )
-from mockserver.sessions import HEADER
 
 SCHEMAS = Path(__file__).parent.parent / "schemas"
 KEY = "sk-right-key"

@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from mockserver import MockServer
-from mockserver.faults import RateLimiter
+from mockserver.answers.faults import RateLimiter
 
 SCHEMAS = Path(__file__).parent.parent / "schemas"
 BODY = {"model": "jimeng-4.0", "prompt": "a cat", "n": 1}

@@ -24,9 +24,9 @@ from jsonschema import Draft202012Validator
 from starlette.routing import Route
 
 from mockserver import MockServer, create_app
+from mockserver.answers.images import ImageSigner, ImageSpec
 from mockserver.config import DEFAULT_SECRET
-from mockserver.images import ImageSigner, ImageSpec
-from mockserver.journal import as_recorded
+from mockserver.record.journal import as_recorded
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import openai
 import pytest
 
 from mockserver import MockServer, MockSession, RemoteMock
-from mockserver.harness_api import Served
-from mockserver.sessions import HEADER
+from mockserver.contract.sessions import HEADER
+from mockserver.engine.api import Served
 
 MODEL = "jimeng-4.0"
 KINDS = ["in-process", "remote", "in-process session", "remote session"]

@@ -28,9 +28,9 @@ import httpx
 import pytest
 
 from mockserver import MockServer, create_app
+from mockserver.answers.images import ImageSpec, render_spec
 from mockserver.cli import build_parser, serve_options
-from mockserver.images import ImageSpec, render_spec
-from mockserver.journal import RequestRecord
+from mockserver.record.journal import RequestRecord
 from tests.conftest import PARSERS
 
 READ_TIMEOUT = 0.5  # short, for the test: the default is 30 s
@@ -242,7 +242,7 @@ def test_a_client_that_leaves_while_its_image_is_drawn_stops_no_one_else(
         time.sleep(0.4)
         return render_spec(spec)
 
-    monkeypatch.setattr("mockserver.endpoints.render_spec", slowly)
+    monkeypatch.setattr("mockserver.web.endpoints.render_spec", slowly)
 
     def b64(prompt: str) -> bytes:
         body = {"model": "jimeng-4.0", "prompt": prompt, "n": 1, "response_format": "b64_json"}

@@ -20,14 +20,14 @@ from urllib.parse import unquote, urlsplit
 import httpx
 import pytest
 
-import mockserver.endpoints
+import mockserver.web.endpoints
 from mockserver import ConfigError, MockServer
+from mockserver.answers.images import ImageSigner, ImageSpec
 from mockserver.config import DEFAULT_SECRET, MockConfig
-from mockserver.contract import MAX_WARNINGS, SUGGESTED, RequestContract
+from mockserver.contract.sizes import SizeTable
+from mockserver.contract.validation import MAX_WARNINGS, SUGGESTED, RequestContract
 from mockserver.errors import ApiError
-from mockserver.images import ImageSigner, ImageSpec
-from mockserver.schemas import data_dir
-from mockserver.sizes import SizeTable
+from mockserver.paths import data_dir
 from tests.conftest import PARSERS
 from tests.test_cli import children, linux_only, running, workers
 from tests.test_stubs import write
@@ -444,13 +444,13 @@ def test_api_keys_are_compared_in_constant_time_with_every_key(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     compared: list[tuple[bytes, bytes]] = []
-    real = mockserver.endpoints.hmac.compare_digest
+    real = mockserver.web.endpoints.hmac.compare_digest
 
     def counting(a: bytes, b: bytes) -> bool:
         compared.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(mockserver.endpoints.hmac, "compare_digest", counting)
+    monkeypatch.setattr(mockserver.web.endpoints.hmac, "compare_digest", counting)
     keys = ["sk-first-key-0001", "sk-second-key-002", "sk-third-key-0003"]
     with MockServer(api_keys=keys) as server:
         for key in keys:

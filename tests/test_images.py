@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from mockserver import MockServer
-from mockserver.images import ImageSigner, ImageSpec, render_placeholder
+from mockserver.answers.images import ImageSigner, ImageSpec, render_placeholder
 from tests.conftest import fetch_png
 
 REQUEST = {"model": "jimeng-4.0", "prompt": "a tram in the rain", "n": 2, "size": "1024x1024"}

@@ -14,9 +14,9 @@ import httpx2
 import openai
 import pytest
 
-import mockserver.endpoints
+import mockserver.web.endpoints
 from mockserver import MockServer, create_app
-from mockserver.journal import Journal, RequestRecord, redact_headers
+from mockserver.record.journal import Journal, RequestRecord, redact_headers
 
 GENERATIONS = "/v1/images/generations"
 
@@ -131,7 +131,7 @@ def test_every_outcome_of_an_api_request_is_recorded_once(
 ) -> None:
     send, status, error = OUTCOMES[outcome]
     if outcome == "mock-failure":
-        monkeypatch.setattr(mockserver.endpoints, "render_spec", _broken)
+        monkeypatch.setattr(mockserver.web.endpoints, "render_spec", _broken)
     headers = {"Authorization": "Bearer sk-outcomes", "Content-Type": "application/json"}
     headers.update(send.get("headers", {}))
     if "fault" in send:
@@ -170,7 +170,7 @@ def test_the_journal_and_coverage_say_the_same_of_every_outcome(
 ) -> None:
     """Both are derived from each request's one outcome: what coverage counts is what the
     journal's records say, whatever the request turned out to be."""
-    monkeypatch.setattr(mockserver.endpoints, "render_spec", _broken)
+    monkeypatch.setattr(mockserver.web.endpoints, "render_spec", _broken)
     base = {"Authorization": "Bearer sk-outcomes", "Content-Type": "application/json"}
     with MockServer(fixtures=outcome_stubs) as mock, httpx.Client() as http:
         for send, _, _ in OUTCOMES.values():
@@ -448,7 +448,7 @@ def test_check_reports_a_failure_of_the_mock_with_its_traceback(
     def broken_render(spec: object) -> bytes:
         raise RuntimeError("the renderer is broken")
 
-    monkeypatch.setattr(mockserver.endpoints, "render_spec", broken_render)
+    monkeypatch.setattr(mockserver.web.endpoints, "render_spec", broken_render)
 
     async def scenario() -> httpx2.Response:
         transport = httpx2.ASGITransport(app=app)

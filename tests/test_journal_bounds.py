@@ -19,11 +19,11 @@ import httpx
 import pytest
 
 from mockserver import MockConfig, MockServer
-from mockserver.admin import STREAM_CHUNK, _journal_chunks
+from mockserver.answers.matching import compile_python
 from mockserver.cli import build_parser, config_from
 from mockserver.config import DEFAULT_JOURNAL_MB
 from mockserver.errors import ConfigError
-from mockserver.journal import (
+from mockserver.record.journal import (
     DEFAULT_MAX_BYTES,
     EXCERPT_LENGTH,
     MIB,
@@ -35,8 +35,8 @@ from mockserver.journal import (
     bounded,
     excerpt,
 )
-from mockserver.matching import compile_python
-from mockserver.verify import assert_requested, problems
+from mockserver.record.verify import assert_requested, problems
+from mockserver.web.admin import STREAM_CHUNK, _journal_chunks
 
 GENERATIONS = "/v1/images/generations"
 BODY = {"model": "jimeng-4.0", "prompt": "a cat", "n": 1, "size": "1024x1024"}
@@ -277,7 +277,7 @@ def test_journal_mb_is_an_option_that_reaches_the_journal() -> None:
 
     with MockServer(journal_mb=1) as mock, httpx.Client(timeout=TIMEOUT) as http:
         assert mock.state.journal.max_bytes == MIB, (
-            "MockState must build its Journal with config.journal_mb (mockserver/state.py)"
+            "MockState must build its Journal with config.journal_mb (mockserver/engine/state.py)"
         )
         # About 100 KB each in memory, under an eighth of 1 MiB: some 10 fit.
         for index in range(15):

@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from mockserver import ConfigError, MockServer
-from mockserver.matching import Matcher, MatcherError
+from mockserver.answers.matching import Matcher, MatcherError
 
 
 def generate(sdk: openai.OpenAI, prompt: str) -> None:

@@ -29,9 +29,10 @@ from schemathesis.specs.openapi.checks import (
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from mockserver import MockServer, cors, create_app
+from mockserver import MockServer, create_app
 from mockserver.errors import ConfigError, ErrorCatalogue
-from mockserver.openapi import (
+from mockserver.web import cors
+from mockserver.web.openapi import (
     SCHEMA_FILES,
     build_document,
     component_name,
@@ -40,7 +41,7 @@ from mockserver.openapi import (
     fill,
     load_text,
 )
-from mockserver.routes import ROUTES, RouteSpec, RouteTable
+from mockserver.web.routes import ROUTES, RouteSpec, RouteTable
 
 SCHEMAS = Path(__file__).parent.parent / "schemas"
 GENERATIONS = "/v1/images/generations"

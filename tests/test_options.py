@@ -15,9 +15,9 @@ import pytest
 from mockserver import MockServer, create_app, options
 from mockserver.cli import build_parser, config_from, serve_options
 from mockserver.config import MockConfig
-from mockserver.conform import Options as ConformOptions
+from mockserver.contract.conform import Options as ConformOptions
 from mockserver.errors import ConfigError
-from mockserver.serving import ServeOptions
+from mockserver.web.uvicorn_glue import ServeOptions
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -257,6 +257,6 @@ def test_the_serve_subcommand_refuses_what_it_does_not_know(
 
 def test_the_conform_options_are_its_rows() -> None:
     args = build_parser().parse_args(["conform", "http://x/v1", "--max-generations", "2"])
-    from mockserver.conform import options_of
+    from mockserver.contract.conform import options_of
 
     assert options_of(args) == ConformOptions(url="http://x/v1", max_generations=2)

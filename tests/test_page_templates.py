@@ -15,9 +15,9 @@ import pytest
 from playwright.sync_api import Browser, Dialog, expect
 
 from mockserver import MockServer
-from mockserver.coverage import totals
-from mockserver.journal import RequestRecord
-from mockserver.page import TEMPLATES, coverage_view, row_view
+from mockserver.record.coverage import totals
+from mockserver.record.journal import RequestRecord
+from mockserver.web.page import TEMPLATES, coverage_view, row_view
 from tests.test_admin_page import admin_page, browser
 
 __all__ = ["browser"]  # the fixture, shared with the journal page's tests
@@ -182,10 +182,14 @@ def test_autoescape_is_on_whatever_the_template() -> None:
 def test_the_page_code_builds_no_markup_by_hand() -> None:
     sources = {
         path.name: path.read_text(encoding="utf-8")
-        for path in [PACKAGE / "page.py", PACKAGE / "admin.py", *PACKAGE.glob("templates/*")]
+        for path in [
+            PACKAGE / "web" / "page.py",
+            PACKAGE / "web" / "admin.py",
+            *PACKAGE.glob("web/templates/*"),
+        ]
     }
     assert "page.html" in sources
-    assert not (PACKAGE / "admin.html").exists()
+    assert not (PACKAGE / "web" / "admin.html").exists()
     for name, text in sources.items():
         for banned in (
             "html.escape",

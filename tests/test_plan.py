@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
+from mockserver.answers.faults import Fault, FaultCatalogue, QueuedFault
+from mockserver.answers.matching import compile_json, compile_python
+from mockserver.answers.plan import Asked, Plan, plan
+from mockserver.answers.stubs import Stub
 from mockserver.config import MockConfig
+from mockserver.engine.state import MockState
 from mockserver.errors import ErrorCatalogue
-from mockserver.faults import Fault, FaultCatalogue, QueuedFault
-from mockserver.matching import compile_json, compile_python
-from mockserver.plan import Asked, Plan, plan
-from mockserver.schemas import data_dir
-from mockserver.state import MockState
-from mockserver.stubs import Stub
+from mockserver.paths import data_dir
 
 CATALOGUE = FaultCatalogue.from_file(
     data_dir() / "faults.json", ErrorCatalogue.from_file(data_dir() / "errors.json").kinds

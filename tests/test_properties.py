@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from mockserver import MockServer
-from mockserver.images import ImageSigner, ImageSpec
+from mockserver.answers.images import ImageSigner, ImageSpec
 from tests.conftest import fetch_png
 
 SIZES = json.loads((Path(__file__).parent.parent / "schemas" / "sizes.json").read_text("utf-8"))

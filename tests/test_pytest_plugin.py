@@ -76,9 +76,9 @@ def test_plugin_is_registered_through_its_entry_point(pytester: pytest.Pytester)
 def test_loading_the_plugin_imports_no_server_code() -> None:
     # Every pytest run of a project with the package installed loads the plugin.
     probe = (
-        "import sys, mockserver.pytest_plugin; "
-        "print(sorted(m for m in ('starlette', 'uvicorn', 'PIL', 'jsonschema', 'mockserver.app')"
-        " if m in sys.modules))"
+        "import sys, mockserver.harness.pytest_plugin; "
+        "print(sorted(m for m in ('starlette', 'uvicorn', 'PIL', 'jsonschema',"
+        " 'mockserver.web.app') if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True

@@ -14,8 +14,8 @@ import openai
 import pytest
 
 from mockserver import MockServer
+from mockserver.answers.recording import file_name, slug
 from mockserver.errors import ConfigError
-from mockserver.recording import file_name, slug
 from tests.test_upstream import BODY, HandServer, answering, post
 
 UPSTREAM_KEY = "sk-upstream-secret-4242"

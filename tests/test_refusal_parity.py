@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from mockserver import MockServer
-from mockserver.routes import GENERATIONS, ROUTES
+from mockserver.web.routes import GENERATIONS, ROUTES
 
 KEY = "sk-right-key-0001"
 OPTIONS: dict[str, Any] = {"api_keys": [KEY], "strict": True, "max_body": 4096}

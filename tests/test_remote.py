@@ -12,9 +12,9 @@ import httpx
 import openai
 import pytest
 
-from mockserver.journal import RequestRecord
-from mockserver.remote import PAGE, RemoteMock
-from mockserver.sessions import HEADER
+from mockserver.contract.sessions import HEADER
+from mockserver.harness.remote import PAGE, RemoteMock
+from mockserver.record.journal import RequestRecord
 from tests.test_cli import started
 
 TOKEN = "admin-token-for-tests"

@@ -15,10 +15,10 @@ import httpx
 import openai
 import pytest
 
-import mockserver.bodies
+import mockserver.web.bodies
 from mockserver import MockServer
-from mockserver.bodies import _Inflater
 from mockserver.errors import ApiError
+from mockserver.web.bodies import _Inflater
 
 GENERATIONS = "/v1/images/generations"
 BODY = {
@@ -161,7 +161,7 @@ def inflated(monkeypatch: pytest.MonkeyPatch) -> list[_CountingInflater]:
         error=zlib.error,
         MAX_WBITS=zlib.MAX_WBITS,
     )
-    monkeypatch.setattr(mockserver.bodies, "zlib", counting)
+    monkeypatch.setattr(mockserver.web.bodies, "zlib", counting)
     return made
 
 

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from mockserver import MockServer
-from mockserver.journal import Journal, RequestRecord
+from mockserver.record.journal import Journal, RequestRecord
 from tests.test_journal import _record
 from tests.test_upstream import HandServer, answering, post
 

@@ -13,11 +13,11 @@ import openai
 import pytest
 from PIL import Image
 
-import mockserver.endpoints
+import mockserver.web.endpoints
 from mockserver import MockServer
-from mockserver.contract import RequestContract
-from mockserver.images import ImageSpec
-from mockserver.render import BoundedCache, Renderer
+from mockserver.answers.images import ImageSpec
+from mockserver.answers.render import BoundedCache, Renderer
+from mockserver.contract.validation import RequestContract
 
 KEY = {"Authorization": "Bearer sk-test"}
 
@@ -44,13 +44,13 @@ async def fetch_all(targets: list[str]) -> list[httpx.Response]:
 def counted_renders(monkeypatch: pytest.MonkeyPatch) -> list[ImageSpec]:
     """Every image the app draws, in order (thumbnails aside)."""
     drawn: list[ImageSpec] = []
-    original = mockserver.endpoints.render_spec
+    original = mockserver.web.endpoints.render_spec
 
     def counting(spec: ImageSpec) -> bytes:
         drawn.append(spec)
         return original(spec)
 
-    monkeypatch.setattr(mockserver.endpoints, "render_spec", counting)
+    monkeypatch.setattr(mockserver.web.endpoints, "render_spec", counting)
     return drawn
 
 
@@ -80,13 +80,13 @@ def test_past_the_queue_a_generation_with_b64_json_is_a_503_too(
     jimeng_mock: MockServer, client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gate = threading.Event()
-    original = mockserver.endpoints.render_spec
+    original = mockserver.web.endpoints.render_spec
 
     def slow(spec: ImageSpec) -> bytes:
         gate.wait(10)
         return original(spec)
 
-    monkeypatch.setattr(mockserver.endpoints, "render_spec", slow)
+    monkeypatch.setattr(mockserver.web.endpoints, "render_spec", slow)
     (url,) = urls(jimeng_mock, 1, "1024x1024", prompt="held")
     renderer: Renderer = jimeng_mock.app.state.renderer
     held = threading.Thread(target=httpx.get, args=(url,))

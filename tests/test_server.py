@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from mockserver import MockServer
-from mockserver.serving import bind_socket
+from mockserver.web.uvicorn_glue import bind_socket
 
 PARSERS = ["h11", "httptools"]
 

@@ -1,4 +1,4 @@
-"""mockserver/serving.py: what it needs of uvicorn's internals, and what it does with them.
+"""mockserver/web/uvicorn_glue.py: what it needs of uvicorn's internals, and what it does with them.
 
 These fail when a uvicorn release moves an internal the package relies on (they run on the
 lowest declared versions too: `make lowest`).
@@ -26,7 +26,7 @@ import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http import h11_impl, httptools_impl
 
-from mockserver.serving import (
+from mockserver.web.uvicorn_glue import (
     _IDLE,
     TRANSPORT,
     KeepTransport,
@@ -269,9 +269,9 @@ def test_every_file_with_smoke_tests_runs_in_make_lowest() -> None:
 
 SUPERVISE = """
 import sys
-from mockserver.app import create_app
+from mockserver.web.app import create_app
 from mockserver.config import MockConfig
-from mockserver.serving import ServeOptions, bind_socket, serve_workers
+from mockserver.web.uvicorn_glue import ServeOptions, bind_socket, serve_workers
 
 code = serve_workers(
     bind_socket("127.0.0.1", 0), 2, create_app, (MockConfig(fixtures=sys.argv[1]),),

@@ -15,9 +15,9 @@ import httpx
 import openai
 import pytest
 
-from mockserver import MockServer
-from mockserver.journal import RequestRecord
-from mockserver.sessions import HEADER, NAME_LIMIT, MockSession
+from mockserver import MockServer, MockSession
+from mockserver.contract.sessions import HEADER, NAME_LIMIT
+from mockserver.record.journal import RequestRecord
 
 MODEL = "jimeng-4.0"
 STUB = "once.json"  # answers a prompt "once", the first time in each session

@@ -13,10 +13,9 @@ import httpx
 import openai
 import pytest
 
-from mockserver import MockServer
-from mockserver.coverage import UNMATCHED_LIMIT
-from mockserver.remote import RemoteMock
-from mockserver.sessions import MockSession
+from mockserver import MockServer, MockSession
+from mockserver.harness.remote import RemoteMock
+from mockserver.record.coverage import UNMATCHED_LIMIT
 
 CAT, DOG = "a-cat.json", "b-dog.json"
 MODEL = "jimeng-4.0"

@@ -10,19 +10,27 @@ from pathlib import Path
 
 import pytest
 
-from mockserver.app import create_app
-from mockserver.routes import ROUTES
+from mockserver.web.app import create_app
+from mockserver.web.routes import ROUTES
 
 PACKAGE = Path(__file__).resolve().parent.parent / "mockserver"
-MODULES = sorted(PACKAGE.glob("*.py"))
+MODULES = sorted(PACKAGE.rglob("*.py"))
+BENCH = sorted((PACKAGE.parent / "bench").glob("*.py"))
 LONGEST = 60
+
+
+def where(path: Path) -> str:
+    """A module's path inside the package: "web/pipeline.py"."""
+    return path.relative_to(PACKAGE).as_posix()
 
 
 def tree(path: Path) -> ast.Module:
     return ast.parse(path.read_text(encoding="utf-8"), str(path))
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", MODULES + BENCH, ids=lambda p: p.relative_to(PACKAGE.parent).as_posix()
+)
 def test_no_function_is_longer_than_about_sixty_lines(path: Path) -> None:
     long = [
         f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
@@ -53,15 +61,15 @@ def _journal_adds(path: Path) -> list[int]:
 
 
 def test_one_place_writes_the_journal() -> None:
-    writers = {path.name: lines for path in MODULES if (lines := _journal_adds(path))}
-    assert list(writers) == ["pipeline.py"], writers
-    assert len(writers["pipeline.py"]) == 1
+    writers = {where(path): lines for path in MODULES if (lines := _journal_adds(path))}
+    assert list(writers) == ["web/pipeline.py"], writers
+    assert len(writers["web/pipeline.py"]) == 1
 
 
-# One outcome per request (mockserver.outcome): the journal's record and coverage's counts
+# One outcome per request (mockserver.record.outcome): the journal's record and coverage's counts
 # are each derived from it in one function, called in one place, next to the journal's
 # one writer.
-ALL_MODULES = sorted(PACKAGE.rglob("*.py"))
+ALL_MODULES = MODULES
 
 
 def _calls_of(name: str) -> list[str]:
@@ -85,16 +93,16 @@ def _calls_of(name: str) -> list[str]:
                 if f.lineno <= node.lineno <= (f.end_lineno or f.lineno)
                 and f.name != name  # a method of that name calling a namesake
             ]
-            found.append(f"{path.name}: {inside[-1] if inside else '<module>'}")
+            found.append(f"{where(path)}: {inside[-1] if inside else '<module>'}")
     return found
 
 
 def test_the_record_and_the_counts_each_have_one_home() -> None:
-    assert _calls_of("RequestRecord") == ["journal.py: record_of"]
-    assert _calls_of("Tally") == ["coverage.py: tally"]
-    assert _calls_of("record_of") == _calls_of("tally") == ["pipeline.py: record"]
+    assert _calls_of("RequestRecord") == ["record/journal.py: record_of"]
+    assert _calls_of("Tally") == ["record/coverage.py: tally"]
+    assert _calls_of("record_of") == _calls_of("tally") == ["web/pipeline.py: record"]
     counting = [
-        f"{path.name}:{node.lineno}"
+        f"{where(path)}:{node.lineno}"
         for path in ALL_MODULES
         for node in ast.walk(tree(path))
         if isinstance(node, ast.Call)
@@ -102,13 +110,13 @@ def test_the_record_and_the_counts_each_have_one_home() -> None:
         and node.func.attr == "count"
         and ast.unparse(node.func.value).endswith("counters")
     ]
-    assert [where.split(":")[0] for where in counting] == ["pipeline.py"]
+    assert [place.split(":")[0] for place in counting] == ["web/pipeline.py"]
 
 
 def test_an_outcome_and_what_is_derived_from_it_are_immutable() -> None:
     import dataclasses
 
-    from mockserver import coverage, journal, outcome
+    from mockserver.record import coverage, journal, outcome
 
     kinds = [
         value
@@ -129,7 +137,7 @@ def test_no_coroutine_chain_is_walked() -> None:
     found waiting in `asyncio.sleep`."""
     walking = {"cr_await", "cr_code", "get_coro", "uncancel"}
     found = [
-        f"{path.name}:{node.lineno} {node.attr}"
+        f"{where(path)}:{node.lineno} {node.attr}"
         for path in ALL_MODULES
         for node in ast.walk(tree(path))
         if isinstance(node, ast.Attribute) and node.attr in walking
@@ -157,13 +165,13 @@ def test_no_private_attribute_of_another_object_is_written() -> None:
                         and not part.attr.startswith("__")
                         and not (isinstance(part.value, ast.Name) and part.value.id in OWN)
                     ):
-                        found.append(f"{path.name}:{node.lineno} {ast.unparse(target)}")
+                        found.append(f"{where(path)}:{node.lineno} {ast.unparse(target)}")
     assert found == []
 
 
 def test_the_states_of_a_connection() -> None:
     """Every state can be reached from OPEN; an answer given, or a connection gone, is final."""
-    from mockserver.connection import MOVES, State
+    from mockserver.web.connection import MOVES, State
 
     reached, new = {State.OPEN}, {State.OPEN}
     while new:
@@ -188,8 +196,8 @@ def test_only_serving_imports_uvicorn() -> None:
                 else []
             )
             if any(name == "uvicorn" or name.startswith("uvicorn.") for name in names):
-                importers.append(path.name)
-    assert sorted(set(importers)) == ["serving.py"]
+                importers.append(where(path))
+    assert sorted(set(importers)) == ["web/uvicorn_glue.py"]
 
 
 @pytest.mark.parametrize("spec", ROUTES, ids=lambda s: f"{s.method} {s.path}")
@@ -204,7 +212,7 @@ def test_create_app_is_a_short_assembly() -> None:
     assert len(source.splitlines()) <= 30
 
 
-# The test-facing API (mockserver.harness_api): each of these is written once, for a mock in
+# The test-facing API (mockserver.engine.api): each of these is written once, for a mock in
 # this process, a mock elsewhere and a session alike. A class picks its transport, its url
 # and its api_key, so those are left out.
 SHARED = (
@@ -285,7 +293,7 @@ def test_the_test_facing_api_is_written_once() -> None:
     modules = {str(p.relative_to(PACKAGE)): tree(p) for p in sorted(PACKAGE.rglob("*.py"))}
     found = shared_definitions(modules)
     assert {name: len(where) for name, where in found.items()} == dict.fromkeys(SHARED, 1), found
-    assert {where[0].split(":")[0] for where in found.values()} == {"harness_api.py"}
+    assert {where[0].split(":")[0] for where in found.values()} == {"engine/api.py"}
 
 
 def test_a_second_definition_is_found() -> None:
@@ -338,7 +346,7 @@ def test_the_table_of_options_is_a_leaf() -> None:
 def test_command_line_arguments_are_declared_in_the_table_only() -> None:
     """No `add_argument` beyond options.py: each option of every command is a row there."""
     adders = {
-        path.name
+        where(path)
         for path in MODULES
         for node in ast.walk(tree(path))
         if isinstance(node, ast.Call)
@@ -346,3 +354,80 @@ def test_command_line_arguments_are_declared_in_the_table_only() -> None:
         and node.func.attr == "add_argument"
     }
     assert adders == {"options.py"}
+
+
+# The package's layers, bottom to top. A module may import its own layer and those below it,
+# never one above: wherever the import stands (a function, `if TYPE_CHECKING`), since a lazy
+# import is still a dependency.
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("settings", ("errors", "options", "argtypes", "config", "paths")),
+    ("contract", ("contract",)),
+    ("answers", ("answers",)),
+    ("record", ("record",)),
+    ("engine", ("engine",)),
+    ("web", ("web",)),
+    ("harness", ("harness",)),
+    ("top", ("cli", "__init__", "__main__")),
+)
+
+
+def layer_of(module: str) -> int:
+    """The layer of "mockserver.web.pipeline" (by its package) or "mockserver.config"."""
+    part = module.split(".")[1] if "." in module else "__init__"
+    for index, (_, names) in enumerate(LAYERS):
+        if part in names:
+            return index
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS")
+
+
+def _dependencies(path: Path) -> set[str]:
+    """The mockserver modules `path` imports, "from mockserver.web import admin" included."""
+    found = set()
+    for node in ast.walk(tree(path)):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("mockserver")}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mockserver"):
+            module = node.module or ""
+            found |= (
+                {f"{module}.{a.name}" for a in node.names} if module == "mockserver" else {module}
+            )
+    return {name for name in found if name.split(".")[-1][:1].islower()}
+
+
+def layer_violations(modules: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{module} ({LAYERS[layer_of(module)][0]}) imports {dependency} "
+        f"({LAYERS[layer_of(dependency)][0]})"
+        for module, dependencies in modules.items()
+        for dependency in dependencies
+        if layer_of(dependency) > layer_of(module)
+    )
+
+
+def module_name(path: Path) -> str:
+    return "mockserver." + where(path).removesuffix(".py").removesuffix("/__init__").replace(
+        "/", "."
+    )
+
+
+def test_every_module_imports_only_its_layer_and_those_below() -> None:
+    modules = {module_name(path): _dependencies(path) for path in MODULES}
+    assert layer_violations(modules) == []
+
+
+def test_a_module_importing_upwards_is_caught() -> None:
+    modules = {
+        "mockserver.record.journal": {"mockserver.web.pipeline"},
+        "mockserver.config": {"mockserver.contract.schemas"},
+        "mockserver.web.app": {"mockserver.engine.state", "mockserver.errors"},
+    }
+    assert layer_violations(modules) == [
+        "mockserver.config (settings) imports mockserver.contract.schemas (contract)",
+        "mockserver.record.journal (record) imports mockserver.web.pipeline (web)",
+    ]
+
+
+def test_every_subpackage_is_a_layer() -> None:
+    packages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    assert packages == {name for _, names in LAYERS for name in names if "." not in name} & packages
+    assert packages <= {name for _, names in LAYERS for name in names}

@@ -22,11 +22,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mockserver import MockServer
+from mockserver.answers.upstream import drift
 from mockserver.cli import build_parser, config_from
 from mockserver.config import MockConfig
 from mockserver.errors import ConfigError
-from mockserver.serving import ServeOptions, ThreadServer, base_url, bind_socket
-from mockserver.upstream import drift
+from mockserver.web.uvicorn_glue import ServeOptions, ThreadServer, base_url, bind_socket
 
 Handler = Callable[[Request], Awaitable[Response]]
 BODY = {"model": "jimeng-4.0", "prompt": "a red fox", "n": 1, "size": "1024x1024"}

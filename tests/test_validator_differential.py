@@ -17,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mockserver.compiled import compile_fast
-from mockserver.contract import RequestContract, RequestValidator
-from mockserver.matching import Matcher
-from mockserver.schemas import EcmaValidator, data_dir
-from mockserver.sizes import SizeTable
+from mockserver.answers.matching import Matcher
+from mockserver.contract.fast import compile_fast
+from mockserver.contract.schemas import EcmaValidator, data_dir
+from mockserver.contract.sizes import SizeTable
+from mockserver.contract.validation import RequestContract, RequestValidator
 
 SCHEMA = json.loads((data_dir() / "images-generations.request.json").read_text("utf-8"))
 FIELDS = tuple(SCHEMA["properties"])

@@ -1,0 +1,149 @@
+"""The route table: every route of the mock, declared once.
+
+Each entry names its path, method, endpoint, its operation in the OpenAPI document
+(`schemas/openapi.json` has the text of each, by operationId) and the error codes it can
+answer. Starlette's routes, the `Allow` header of a 405 and the document's paths are all
+made from it. Besides its own codes, every operation answers 405 `method_not_allowed` to
+its path called with a method it does not have; generation also answers the error codes of
+the fault catalogue's faults. `server_error`, a bug of the mock, is listed on generation
+only, where 500 is documented for the `upstream_error` and `stub_error` it answers on
+purpose. Requests to the routes under `/v1/` are recorded in the journal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from starlette.routing import BaseRoute, Route
+
+from mockserver.web import admin, endpoints, proxy
+from mockserver.web.pipeline import JOURNALED, Endpoint, api
+
+ADMIN = ("admin_forbidden", "unknown_parameter")  # every admin route: the guard, ?unknown=
+FILTERS = ("invalid_value",)  # ?status=, ?limit= that are not whole numbers
+BODY = ("unsupported_media_type", "request_too_large", "invalid_json", "request_timeout")
+GENERATIONS = "/v1/images/generations"
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    path: str
+    method: str  # a GET route answers HEAD too
+    endpoint: Endpoint
+    operation: str  # its operationId, the key of its text in schemas/openapi.json
+    errors: tuple[str, ...]  # the error codes it answers, besides method_not_allowed
+    tag: str
+
+    @property
+    def journaled(self) -> bool:
+        return self.path.startswith(JOURNALED)
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return (self.method, "HEAD") if self.method == "GET" else (self.method,)
+
+
+def _api(path: str, method: str, endpoint: Endpoint, operation: str, *errors: str) -> RouteSpec:
+    # Every journaled route reads X-Mock-Session: a bad one is a 400 invalid_value.
+    session = () if "invalid_value" in errors else ("invalid_value",)
+    return RouteSpec(path, method, endpoint, operation, (*errors, *session), "api")
+
+
+def _admin(path: str, method: str, endpoint: Endpoint, operation: str, *errors: str) -> RouteSpec:
+    return RouteSpec(path, method, endpoint, operation, (*ADMIN, *errors), "admin")
+
+
+ROUTES: tuple[RouteSpec, ...] = (
+    _api(
+        GENERATIONS,
+        "POST",
+        api(endpoints.generate_images, proxy.generate_images),
+        "createImages",
+        "invalid_api_key",
+        "rate_limit_exceeded",
+        *BODY,
+        "missing_required_parameter",
+        "invalid_value",
+        "unknown_parameter",  # --strict only; left out of a lenient mock's document
+        "model_not_found",
+        "stub_error",
+        "server_busy",  # b64_json, when more renders wait than --render-queue allows
+        "server_error",
+    ),
+    _api(
+        "/v1/models",
+        "GET",
+        api(endpoints.list_models, proxy.list_models),
+        "listModels",
+        "invalid_api_key",
+        "rate_limit_exceeded",
+    ),
+    _api(
+        "/v1/models/{model}",
+        "GET",
+        api(endpoints.retrieve_model, proxy.retrieve_model),
+        "retrieveModel",
+        "invalid_api_key",
+        "rate_limit_exceeded",
+        "model_not_found",
+        "not_found",  # an empty or slashed model makes a URL no route has
+    ),
+    RouteSpec(
+        "/images/{model}/{size}/{name}",
+        "GET",
+        endpoints.get_image,
+        "getImage",
+        ("image_not_found", "not_found", "server_busy"),
+        "images",
+    ),
+    RouteSpec("/healthz", "GET", endpoints.healthz, "health", (), "service"),
+    RouteSpec("/openapi.json", "GET", endpoints.openapi, "openapi", (), "service"),
+    _admin("/__admin/", "GET", admin.page, "adminPage", *FILTERS),
+    _admin("/__admin/requests", "GET", admin.list_requests, "listRequests", *FILTERS),
+    _admin("/__admin/requests", "DELETE", admin.delete_requests, "clearRequests", *FILTERS),
+    _admin("/__admin/reset", "POST", admin.reset, "reset", *FILTERS),
+    _admin("/__admin/faults", "GET", admin.list_faults, "listFaults", *FILTERS),
+    _admin(
+        "/__admin/faults",
+        "POST",
+        admin.queue_fault,
+        "queueFault",
+        *BODY,
+        "missing_required_parameter",
+        "invalid_value",
+    ),
+    _admin("/__admin/faults", "DELETE", admin.clear_faults, "clearFaults", *FILTERS),
+    _admin("/__admin/stubs", "GET", admin.list_stubs, "listStubs"),
+    _admin("/__admin/coverage", "GET", admin.coverage, "getCoverage", *FILTERS),
+    RouteSpec(
+        "/__admin/thumbnails/{model}/{size}/{name}",
+        "GET",
+        admin.thumbnail,
+        "getThumbnail",
+        ("admin_forbidden", "image_not_found", "not_found"),
+        "admin",
+    ),
+)
+
+
+class RouteTable:
+    """The Starlette routes of a table, and which methods each path has."""
+
+    def __init__(self, specs: Iterable[RouteSpec] = ROUTES) -> None:
+        self.specs = tuple(specs)
+        self.routes: list[BaseRoute] = [
+            Route(spec.path, spec.endpoint, methods=[spec.method]) for spec in self.specs
+        ]
+        self._patterns: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
+            (route.path_regex, spec.methods)
+            for spec, route in zip(self.specs, self.routes, strict=True)
+            if isinstance(route, Route)
+        ]
+
+    def allowed(self, path: str) -> list[str]:
+        """Every method of every route whose path matches, sorted, so the answer is stable."""
+        return sorted(
+            {m for regex, methods in self._patterns if regex.fullmatch(path) for m in methods}
+        )
