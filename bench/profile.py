@@ -16,12 +16,12 @@ to bench/results/profile-shares.json.
 - `app`: `POST /v1/images/generations` driven straight into the ASGI app (no sockets),
   sequentially, N times, with a repeated body and with a new prompt each: the app's own
   cost (Starlette, validation, journal, JSON).
-- `render`: `mockserver.images.render_placeholder` at 4096x4096, N times, fresh seeds.
+- `render`: `mockserver.answers.images.render_placeholder` at 4096x4096, N times, fresh seeds.
 
-How a sample is put in a category (`category_of`): its stack is read from the outside
-in, and each frame that a rule knows may set the category. Rules for a purpose (JSON
-parsing, validation, the journal, encoding, URL signing) hold for everything called
-under them, so a `re` or `hashlib` call made while validating is validation; rules for
+How a sample is put in a category (`rule_of`, over the table `RULES`): its stack is read
+from the outside in, and each frame that a rule knows may set the category. Rules for a
+purpose (JSON parsing, validation, the journal, encoding, URL signing) hold for everything
+called under them, so a `re` or `hashlib` call made while validating is validation; rules for
 the plumbing (uvicorn, Starlette, the mock's own code otherwise) give way to anything more
 precise under them, so a JSONResponse rendered from an endpoint is encoding. uvicorn's
 receive and send take over even inside a purpose: reading a body off the socket is HTTP.
@@ -40,7 +40,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyinstrument import Profiler
 from pyinstrument.frame import Frame
@@ -49,6 +49,9 @@ from bench.common import CLIENT_CPU, ROOT, SERVER_CPU, pinning
 from bench.hello import bind
 from bench.load import have_wrk, run_load
 from bench.throughput import BODY, CONNECTIONS, PROMPT, new_prompts
+
+if TYPE_CHECKING:
+    import uvicorn
 
 OUT = ROOT / "bench" / "results"
 
@@ -90,78 +93,98 @@ class Rule:
     kind: str = "purpose"
 
 
+@dataclass(frozen=True)
+class Row:
+    """One line of RULES: frames of `package` (the first part of their path) whose path
+    inside it is `module` or ends with "/" + `module` ("" for any) and whose function is
+    one of `functions` (empty for any) set `rule`."""
+
+    package: str
+    rule: Rule
+    module: str = ""
+    functions: tuple[str, ...] = ()
+
+    def matches(self, package: str, module: str, function: str) -> bool:
+        return (
+            package == self.package
+            and (not self.module or module == self.module or module.endswith("/" + self.module))
+            and (not self.functions or function in self.functions)
+        )
+
+
+def _rows(packages: tuple[str, ...], rule: Rule) -> list[Row]:
+    return [Row(package, rule) for package in packages]
+
+
+_JSONSCHEMA = ("jsonschema", "referencing", "jsonschema_specifications", "rpds", "attr")
+_SIGNER = ("path", "_sign", "key")
+
+# The rules for frames with a file, the first that matches wins; the mock's own modules are
+# named by their path inside the package.
+RULES: tuple[Row, ...] = (
+    *_rows(("uvicorn", "httptools", "h11"), Rule("uvicorn", "transport")),
+    *_rows(("asyncio", "uvloop", "selectors"), Rule("loop", "plumbing")),
+    Row("starlette", Rule("encoding"), "responses.py", ("__init__", "render", "init_headers")),
+    Row("starlette", Rule("signing"), "requests.py", ("base_url",)),
+    Row("starlette", Rule("starlette", "transport"), "requests.py", ("body", "stream")),
+    Row("starlette", Rule("starlette", "plumbing")),
+    Row("json", Rule("json_parse"), "decoder.py"),
+    Row("json", Rule("json_parse"), "scanner.py"),
+    Row("json", Rule("json_parse"), functions=("loads", "load")),
+    Row("json", Rule("encoding"), "encoder.py"),
+    Row("json", Rule("encoding"), functions=("dumps", "dump")),
+    *_rows(_JSONSCHEMA, Rule("jsonschema")),
+    Row("jsonschema_rs", Rule("jsonschema_rs")),
+    Row("hmac", Rule("signing")),
+    Row("bench", Rule("harness", "plumbing")),
+    Row("mockserver", Rule("journal"), "record/journal.py"),
+    Row("mockserver", Rule("journal"), functions=("record",)),
+    Row("mockserver", Rule("json_parse"), "web/bodies.py"),
+    Row("mockserver", Rule("signing"), "contract/validation.py", ("seed",)),
+    # The compiled validator's call is too short for the sampler to see on its own (its time
+    # lands in the caller's): the one-line wrapper around it is its time.
+    Row("mockserver", Rule("jsonschema_rs"), "contract/validation.py", ("fast_accepts",)),
+    Row("mockserver", Rule("contract"), "contract/validation.py"),
+    # What jsonschema_rs calls back (the strict-integer keyword) is the compiled validator's.
+    Row("mockserver", Rule("jsonschema_rs"), "contract/fast.py"),
+    Row("mockserver", Rule("signing"), "answers/images.py", _SIGNER),
+    Row("mockserver", Rule("starlette", "plumbing"), functions=("__call__",)),  # its middleware
+    Row("mockserver", Rule("uvicorn", "plumbing"), "web/uvicorn_glue.py"),
+    Row("mockserver", Rule("other", "plumbing")),
+)
+
+
 def _parts(frame: Frame) -> tuple[str, str]:
-    """(package, module path) of a frame: ("starlette", "starlette/responses.py")."""
+    """(package, path inside it) of a frame: ("starlette", "responses.py"),
+    ("mockserver", "record/journal.py"); a top-level module's path inside is ""."""
     short = (frame.file_path_short or frame.file_path or "").replace(os.sep, "/")
-    return short.split("/", 1)[0].removesuffix(".py"), short
+    package, _, inner = short.partition("/")
+    return package.removesuffix(".py"), inner
+
+
+def _builtin_rule(function: str) -> Rule | None:
+    """The rule of a frame with no file: a C function, named "owner.name" or "name"."""
+    owner = function.split(".", 1)[0] if "." in function else ""
+    if owner in _RS_NAMES or (not owner and function in _RS_NAMES):
+        return Rule("jsonschema_rs")
+    if owner == "HttpRequestParser":
+        return Rule("uvicorn", "transport")
+    if function in ("loads", "orjson.loads"):
+        return Rule("json_parse")
+    if function in ("dumps", "orjson.dumps"):
+        return Rule("encoding")
+    return None
 
 
 def rule_of(frame: Frame) -> Rule | None:
     """The rule a frame sets, if any (see the module's docstring)."""
-    function = frame.function
     path = frame.file_path or ""
     if not path or path.startswith("<built-in>"):
-        owner = function.split(".", 1)[0] if "." in function else ""
-        if owner in _RS_NAMES or (not owner and function in _RS_NAMES):
-            return Rule("jsonschema_rs")
-        if owner == "HttpRequestParser":
-            return Rule("uvicorn", "transport")
-        if function in ("loads", "orjson.loads"):
-            return Rule("json_parse")
-        if function in ("dumps", "orjson.dumps"):
-            return Rule("encoding")
-        return None
+        return _builtin_rule(frame.function)
     if path.startswith("<attrs generated"):
         return Rule("jsonschema")
     package, module = _parts(frame)
-    if package in ("uvicorn", "httptools", "h11"):
-        return Rule("uvicorn", "transport")
-    if package in ("asyncio", "uvloop", "selectors"):
-        return Rule("loop", "plumbing")
-    if package == "starlette":
-        if module.endswith("responses.py") and function in ("__init__", "render", "init_headers"):
-            return Rule("encoding")
-        if module.endswith("requests.py") and function == "base_url":
-            return Rule("signing")
-        if module.endswith("requests.py") and function in ("body", "stream"):
-            return Rule("starlette", "transport")
-        return Rule("starlette", "plumbing")
-    if package == "json":
-        if module.endswith(("decoder.py", "scanner.py")) or function in ("loads", "load"):
-            return Rule("json_parse")
-        if module.endswith("encoder.py") or function in ("dumps", "dump"):
-            return Rule("encoding")
-        return None
-    if package in ("jsonschema", "referencing", "jsonschema_specifications", "rpds", "attr"):
-        return Rule("jsonschema")
-    if package == "jsonschema_rs":
-        return Rule("jsonschema_rs")
-    if package == "hmac":
-        return Rule("signing")
-    if package == "bench":
-        return Rule("harness", "plumbing")
-    if package == "mockserver":
-        name = module.rsplit("/", 1)[-1]
-        if name == "journal.py" or function == "record":
-            return Rule("journal")
-        if name == "bodies.py":
-            return Rule("json_parse")
-        if name == "contract.py":
-            if function == "seed":
-                return Rule("signing")
-            # The compiled validator's call is too short for the sampler to see on its own
-            # (its time lands in the caller's): the one-line wrapper around it is its time.
-            if "fast" in function:
-                return Rule("jsonschema_rs")
-            return Rule("contract")
-        if name == "images.py" and function in ("path", "_sign", "sign", "key", "url"):
-            return Rule("signing")
-        if name == "serving.py" and function != "__call__":
-            return Rule("uvicorn", "plumbing")
-        if function == "__call__":  # the mock's own ASGI middleware
-            return Rule("starlette", "plumbing")
-        return Rule("other", "plumbing")
-    return None
+    return next((row.rule for row in RULES if row.matches(package, module, frame.function)), None)
 
 
 def _step(current: Rule | None, rule: Rule | None) -> Rule | None:
@@ -504,9 +527,10 @@ def profile_app(requests: int, vary: bool) -> tuple[str, Shares]:
     )
 
 
-def profile_server(seconds: float, tool: str) -> tuple[str, Shares]:
-    """The app served by uvicorn in this thread, as the command serves it (uvicorn's "auto"
-    HTTP implementation and loop), under load with a new prompt on every request."""
+def _serve_under_load(seconds: float, tool: str) -> tuple[Profiler, uvicorn.Config, Any]:
+    """The app served by uvicorn in this thread under the profiler, while another thread
+    loads it (1 s of warm-up, then `seconds`): the profiler, the config and the load result
+    (None if the load run failed)."""
     import uvicorn
 
     from mockserver import create_app
@@ -542,35 +566,45 @@ def profile_server(seconds: float, tool: str) -> tuple[str, Shares]:
     thread.join()
     if pinning():
         os.sched_setaffinity(0, {CLIENT_CPU})
+    return profiler, config, results[0] if results else None
+
+
+def _server_note(config: uvicorn.Config, result: Any) -> str:
+    """The load run's figures, and the HTTP implementation and loop uvicorn served with."""
     protocol = getattr(config, "http_protocol_class", None)
     http = getattr(protocol, "__module__", "?").rsplit(".", 1)[-1].removesuffix("_impl")
     loop = "uvloop" if config.loop in ("auto", "uvloop") and "uvloop" in sys.modules else "asyncio"
-    result = results[0] if results else None
-    note = (
+    if not result:
+        return "the load run failed"
+    return (
         f"{result.tool}: {result.rps:,.0f} req/s under the profiler, a new prompt each request "
         f"({result.sent:,} bodies), statuses {result.statuses}; served with {http} + {loop}; "
         "warm-up and shutdown included in the profile"
-        if result
-        else "the load run failed"
     )
 
-    def is_server(frame: Frame) -> bool:
-        return frame.function == "run" and (frame.file_path or "").endswith(
-            os.path.join("uvicorn", "server.py")
-        )
 
+def _is_server(frame: Frame) -> bool:
+    return frame.function == "run" and (frame.file_path or "").endswith(
+        os.path.join("uvicorn", "server.py")
+    )
+
+
+def profile_server(seconds: float, tool: str) -> tuple[str, Shares]:
+    """The app served by uvicorn in this thread, as the command serves it (uvicorn's "auto"
+    HTTP implementation and loop), under load with a new prompt on every request."""
+    profiler, config, result = _serve_under_load(seconds, tool)
     return report(
         "POST /v1/images/generations, the whole uvicorn server under load, a new prompt each",
         profiler,
-        is_server,
+        _is_server,
         4,
-        note,
+        _server_note(config, result),
         "server",
     )
 
 
 def profile_render(renders: int, width: int = 4096, height: int = 4096) -> tuple[str, Shares]:
-    from mockserver.images import render_placeholder
+    from mockserver.answers.images import render_placeholder
 
     lines = ["jimeng-4.5", f"{width} x {height}", "#1  0123abcd"]
     render_placeholder(width, height, "warm-up", lines)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -61,6 +61,56 @@ def _timed_get(client: httpx.Client, url: str) -> tuple[float, httpx.Response]:
     return (time.perf_counter() - started) * 1000, response
 
 
+@dataclass
+class Measured:
+    """What the runs got, by size key: first-render and cached-fetch times, each size's
+    extra JSON, and the floor's times (all sizes alike)."""
+
+    first: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k, *_ in SIZES})
+    cached: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k, *_ in SIZES})
+    extra: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k, *_ in SIZES})
+    floor: list[float] = field(default_factory=list)
+
+
+def _fields_used(client: httpx.Client, nonce: str, measured: Measured) -> dict[str, dict[str, str]]:
+    """Per size, the request fields the mock takes: the size itself, or else ratio and
+    resolution (and why the size was refused)."""
+    fields_used: dict[str, dict[str, str]] = {}
+    for key, _label, _w, _h, by_size, by_ratio in SIZES:
+        extra = measured.extra[key]
+        try:
+            _generate(client, by_size, f"probe {key} {nonce}")
+            fields_used[key] = by_size
+        except ValueError as exc:
+            fields_used[key] = by_ratio
+            extra["size_refused"] = str(exc)
+        extra["request"] = fields_used[key]
+    return fields_used
+
+
+def _measure_once(
+    client: httpx.Client, measured: Measured, key: str, size: tuple[int, int], url: str
+) -> None:
+    """The first GET of a fresh image's URL, checked, then the second, the later ones and
+    the floor's."""
+    ms_first, response = _timed_get(client, url)
+    if response.status_code != 200:
+        raise ValueError(f"GET {url}: {response.status_code} {response.text[:200]}")
+    if png_size(response.content) != size:
+        raise ValueError(f"GET {url}: {png_size(response.content)} not {size[0]}x{size[1]}")
+    ms_cached, again = _timed_get(client, url)
+    if again.status_code != 200 or again.content != response.content:
+        raise ValueError(f"GET {url} again: {again.status_code}, other bytes")
+    measured.first[key].append(ms_first)
+    measured.cached[key].append(ms_cached)
+    extra = measured.extra[key]
+    extra["png_bytes"] = len(response.content)
+    # Later fetches of the same URL, for the record: the steady cached cost.
+    repeats = extra.setdefault("later_fetches_ms", [])
+    repeats += [_timed_get(client, url)[0] for _ in range(3)]
+    measured.floor += [_timed_get(client, "/healthz")[0] for _ in range(3)]
+
+
 def run(settings: Settings) -> list[Figure]:
     """Per size: POST with a fresh prompt, time the first GET (render), then the second (cache).
 
@@ -68,10 +118,7 @@ def run(settings: Settings) -> list[Figure]:
     `later_fetches_ms` in the JSON has the third to fifth fetches of each URL.
     """
     nonce = uuid.uuid4().hex[:12]
-    first: dict[str, list[float]] = {key: [] for key, *_ in SIZES}
-    cached: dict[str, list[float]] = {key: [] for key, *_ in SIZES}
-    extra: dict[str, dict[str, Any]] = {key: {} for key, *_ in SIZES}
-    floor: list[float] = []
+    measured = Measured()
     with (
         ServerProcess(mock_cmd()) as mock,
         httpx.Client(base_url=mock.url, timeout=60) as client,
@@ -81,37 +128,18 @@ def run(settings: Settings) -> list[Figure]:
         _timed_get(client, _generate(client, {"size": "1024x1024"}, f"warm-up {nonce}"))
         for _ in range(5):
             _timed_get(client, "/healthz")
-        fields_used: dict[str, dict[str, str]] = {}
-        for key, _label, _w, _h, by_size, by_ratio in SIZES:
-            try:
-                _generate(client, by_size, f"probe {key} {nonce}")
-                fields_used[key] = by_size
-            except ValueError as exc:
-                fields_used[key] = by_ratio
-                extra[key]["size_refused"] = str(exc)
-            extra[key]["request"] = fields_used[key]
+        fields_used = _fields_used(client, nonce, measured)
         for run_index in range(settings.runs):
             for key, _label, width, height, _s, _r in SIZES:
                 url = _generate(client, fields_used[key], f"bench {key} {run_index} {nonce}")
-                ms_first, response = _timed_get(client, url)
-                if response.status_code != 200:
-                    raise ValueError(f"GET {url}: {response.status_code} {response.text[:200]}")
-                if png_size(response.content) != (width, height):
-                    raise ValueError(
-                        f"GET {url}: {png_size(response.content)} not {width}x{height}"
-                    )
-                ms_cached, again = _timed_get(client, url)
-                if again.status_code != 200 or again.content != response.content:
-                    raise ValueError(f"GET {url} again: {again.status_code}, other bytes")
-                first[key].append(ms_first)
-                cached[key].append(ms_cached)
-                extra[key]["png_bytes"] = len(response.content)
-                # Later fetches of the same URL, for the record: the steady cached cost.
-                repeats = extra[key].setdefault("later_fetches_ms", [])
-                repeats += [_timed_get(client, url)[0] for _ in range(3)]
-                floor += [_timed_get(client, "/healthz")[0] for _ in range(3)]
+                _measure_once(client, measured, key, (width, height), url)
+    return _figures(settings, measured)
+
+
+def _figures(settings: Settings, measured: Measured) -> list[Figure]:
     figures: list[Figure] = []
     tool = f"httpx keep-alive, {settings.runs} runs"
+    floor, extra = measured.floor, measured.extra
     for key, label, *_ in SIZES:
         target = Target("<", FIRST_TARGET_MS) if key.startswith("4k") else None
         figures.append(
@@ -120,7 +148,7 @@ def run(settings: Settings) -> list[Figure]:
                 f"image.{key}.first",
                 f"image {label} first render",
                 "ms",
-                runs=first[key],
+                runs=measured.first[key],
                 target=target,
                 extra=extra[key],
                 floor_runs=floor,
@@ -134,7 +162,7 @@ def run(settings: Settings) -> list[Figure]:
                 f"image.{key}.cached",
                 f"image {label} cached fetch",
                 "ms",
-                runs=cached[key],
+                runs=measured.cached[key],
                 target=Target("<", CACHED_TARGET_MS),
                 note=f"{extra[key].get('png_bytes', 0) / 1024:,.0f} KiB PNG",
                 floor_runs=floor,

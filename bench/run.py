@@ -163,7 +163,7 @@ def table(figures: Sequence[Figure]) -> str:
     return "\n".join(out)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="few, short runs: a smoke test")
     parser.add_argument("--only", default="1,2,3,4,5,6,7", help="items to run (default: all)")
@@ -175,20 +175,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="install nothing: without Java or the WireMock jar already here, skip WireMock",
     )
     parser.add_argument("--no-wiremock", action="store_true", help="leave WireMock out")
-    args = parser.parse_args(argv)
-    only = {int(part) for part in args.only.split(",") if part.strip()}
-    tool = args.tool if args.tool != "auto" else ("wrk" if have_wrk() else "python")
-    if tool == "wrk" and not have_wrk():
-        parser.error("wrk is not installed")
-    pin_self()
-    load_before = _loadavg()
-    started = time.perf_counter()
-    began = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    quick = args.quick
-    if tool == "python":
-        print("note: wrk is missing: load comes from bench.loadgen (Python)", file=sys.stderr)
+    return parser
 
-    runs: dict[int, Callable[[], list[Figure]]] = {
+
+def _items(tool: str, args: argparse.Namespace) -> dict[int, Callable[[], list[Figure]]]:
+    """Each item's run, with the few short runs of --quick."""
+    quick = args.quick
+    return {
         1: lambda: throughput.run(
             tool,
             throughput.Settings(
@@ -208,6 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             journal.Settings(requests=60, warmup=10) if quick else journal.Settings()
         ),
     }
+
+
+def _run_items(only: set[int], runs: dict[int, Callable[[], list[Figure]]]) -> list[Figure]:
+    """The figures of the items in turn; an item that fails gives one failed figure."""
     figures: list[Figure] = []
     for item in sorted(only):
         try:
@@ -216,8 +213,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
             key, label, unit = ITEMS[item]
             figures.append(failed(item, key, label, unit, exc))
-    total = time.perf_counter() - started
+    return figures
 
+
+def _info(
+    tool: str, only: set[int], args: argparse.Namespace, load_before: float
+) -> dict[str, Any]:
+    """The machine, the load on it, and what the mock and the floor served with."""
     info = machine(tool)
     info["loadavg_before"], info["loadavg_after"] = load_before, _loadavg()
     uses = served_with()
@@ -228,8 +230,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path(part).name if i == 0 else part for i, part in enumerate(mock_cmd())
     )
     info["wiremock"] = wiremock.describe() if 1 in only and not args.no_wiremock else "not run"
-    title = f"jimeng-mockserver benchmarks ({'quick' if quick else 'full'}), {began}"
-    lines = [
+    return info
+
+
+def _header(title: str, info: dict[str, Any]) -> list[str]:
+    return [
         title,
         f"machine: {info['cpu']}, {info['cores']} cores, Linux {info['kernel']}"
         + (", servers on CPU 0, clients on CPU 1" if info["pinned"] else ""),
@@ -239,14 +244,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"the mock (`{info['mock_cmd']}`, its defaults) serves with http {info['mock_http']}, "
         f"loop {info['mock_loop']}; the floor with http {FLOOR_HTTP}, loop {FLOOR_LOOP} "
         f"(explicit); WireMock: {info['wiremock']}",
-        f"1-minute load average {load_before:.2f} before, {info['loadavg_after']:.2f} after "
+        f"1-minute load average {info['loadavg_before']:.2f} before, "
+        f"{info['loadavg_after']:.2f} after "
         "(other processes on these CPUs add noise; the ratios are measured side by side)",
         "every figure is the median of its runs; ratio = figure / floor, measured in the same run",
-        "",
-        table(figures),
-        "",
-        f"total run time: {total:.0f} s",
     ]
+
+
+def _write(path: Path, results: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    only = {int(part) for part in args.only.split(",") if part.strip()}
+    tool = args.tool if args.tool != "auto" else ("wrk" if have_wrk() else "python")
+    if tool == "wrk" and not have_wrk():
+        parser.error("wrk is not installed")
+    pin_self()
+    load_before = _loadavg()
+    started = time.perf_counter()
+    began = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    quick = args.quick
+    if tool == "python":
+        print("note: wrk is missing: load comes from bench.loadgen (Python)", file=sys.stderr)
+    figures = _run_items(only, _items(tool, args))
+    total = time.perf_counter() - started
+    info = _info(tool, only, args, load_before)
+    title = f"jimeng-mockserver benchmarks ({'quick' if quick else 'full'}), {began}"
+    lines = [*_header(title, info), "", table(figures), "", f"total run time: {total:.0f} s"]
     print("\n".join(lines), flush=True)
     results = {
         "title": title,
@@ -257,9 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "total_s": total,
         "figures": [f.as_json() for f in figures],
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {args.json.relative_to(ROOT) if args.json.is_relative_to(ROOT) else args.json}")
+    _write(args.json, results)
     return 1 if any(f.error for f in figures) else 0
 
 

@@ -34,6 +34,8 @@ from bench.load import LoadResult, raw_request, run_load
 AUTH = {"Authorization": "Bearer sk-soak"}
 JSON = {"Content-Type": "application/json"}
 SAMPLE_AT = 1_000
+MIB = 1 / 1024  # /proc counts memory in kB
+FLOOR_LABEL = "hello-world, same requests"
 # Peak RSS of the 100,000-request soak: 45 MB measured before, plus 10%.
 PEAK_TARGET_MB = 49.5
 # Blocks of the request list: 40 generation prompts each, so 4,000 distinct bodies in all.
@@ -85,15 +87,13 @@ def _generation(host: str, body: dict[str, Any]) -> bytes:
     return raw_request("POST", "/v1/images/generations", host=host, headers=headers, body=payload)
 
 
-def build_requests(
-    host: str, big: list[str], small: list[str], blocks: int = 1
-) -> list[tuple[str, bytes]]:
-    """`blocks` blocks of about a hundred requests of every kind, in the same shuffled order
-    each; the generations' prompts differ from block to block, the rest is the same."""
-    gen = "/v1/images/generations"
-    template: list[tuple[str, Callable[[int], bytes]]] = []
+Maker = Callable[[int], bytes]  # a request of a block, from the block's number
 
-    def generation(i: int) -> Callable[[int], bytes]:
+
+def _generations(host: str) -> list[tuple[str, Maker]]:
+    """The generations of a block: 40 whose prompts name the block, and one b64_json one."""
+
+    def generation(i: int) -> Maker:
         def make(block: int) -> bytes:
             body: dict[str, Any] = {
                 "model": "jimeng-4.5" if i % 2 else "jimeng-4.0",
@@ -105,14 +105,17 @@ def build_requests(
 
         return make
 
-    def same(raw: bytes) -> Callable[[int], bytes]:
-        return lambda block: raw
-
-    template += [("generate", generation(i)) for i in range(40)]
+    made: list[tuple[str, Maker]] = [("generate", generation(i)) for i in range(40)]
     b64 = {"model": "jimeng-4.0", "prompt": "b64 soak", "n": 1, "response_format": "b64_json"}
-    template.append(
-        ("generate", same(_generation(host, {**b64, "ratio": "16:9", "resolution": "1k"})))
-    )
+    b64_raw = _generation(host, {**b64, "ratio": "16:9", "resolution": "1k"})
+    made.append(("generate", lambda block: b64_raw))
+    return made
+
+
+def _invalid(host: str) -> list[tuple[str, bytes]]:
+    """Requests the mock refuses: bad bodies, bad or missing keys, wrong types, methods,
+    paths."""
+    gen = "/v1/images/generations"
 
     def post(body: str, headers: dict[str, str]) -> bytes:
         return raw_request("POST", gen, host=host, headers=headers, body=body)
@@ -130,10 +133,8 @@ def build_requests(
         json.dumps({"model": "jimeng-4.5", "n": 1}),
         json.dumps({**valid, "model": "dall-e-3"}),
     ]
-    others: list[tuple[str, bytes]] = [
-        ("invalid", post(body, {**AUTH, **JSON})) for body in bad_bodies
-    ]
-    others += [
+    found = [("invalid", post(body, {**AUTH, **JSON})) for body in bad_bodies]
+    found += [
         ("invalid", post(json.dumps(valid), JSON)),
         ("invalid", post(json.dumps(valid), {"Authorization": "Basic eHl6", **JSON})),
         ("invalid", post(json.dumps(valid), {**AUTH, "Content-Type": "text/plain"})),
@@ -143,11 +144,16 @@ def build_requests(
         ("invalid", raw_request("GET", gen, host=host, headers=AUTH)),
         ("invalid", raw_request("GET", "/favicon.ico", host=host)),
     ]
+    return found
+
+
+def _fetches(host: str, big: list[str], small: list[str]) -> list[tuple[str, bytes]]:
+    """Image fetches (real and bad paths), model lookups and health checks."""
     fetches = [*(small * 2)[:22], *big[:3]]
-    others += [("image", raw_request("GET", path, host=host)) for path in fetches]
-    others += [("models", raw_request("GET", "/v1/models", host=host, headers=AUTH))] * 5
-    others += [("models", raw_request("GET", "/v1/models/jimeng-4.0", host=host, headers=AUTH))] * 2
-    others += [("models", raw_request("GET", "/v1/models/nope", host=host, headers=AUTH))]
+    found = [("image", raw_request("GET", path, host=host)) for path in fetches]
+    found += [("models", raw_request("GET", "/v1/models", host=host, headers=AUTH))] * 5
+    found += [("models", raw_request("GET", "/v1/models/jimeng-4.0", host=host, headers=AUTH))] * 2
+    found += [("models", raw_request("GET", "/v1/models/nope", host=host, headers=AUTH))]
     some = small[0]
     bad_images = [
         some[:-8] + "0000.png" if not some.endswith("0000.png") else some[:-8] + "1111.png",
@@ -157,9 +163,22 @@ def build_requests(
         "/images/bad model/64x64/0123456789abcdef-1-0123456789abcdef.png".replace(" ", "%20"),
         "/images/jimeng-4.5/64x64",
     ]
-    others += [("image-404", raw_request("GET", path, host=host)) for path in bad_images]
-    others += [("health", raw_request("GET", "/healthz", host=host))] * 3
-    template += [(kind, same(raw)) for kind, raw in others]
+    found += [("image-404", raw_request("GET", path, host=host)) for path in bad_images]
+    found += [("health", raw_request("GET", "/healthz", host=host))] * 3
+    return found
+
+
+def build_requests(
+    host: str, big: list[str], small: list[str], blocks: int = 1
+) -> list[tuple[str, bytes]]:
+    """`blocks` blocks of about a hundred requests of every kind, in the same shuffled order
+    each; the generations' prompts differ from block to block, the rest is the same."""
+
+    def same(raw: bytes) -> Maker:
+        return lambda block: raw
+
+    others = _invalid(host) + _fetches(host, big, small)
+    template = _generations(host) + [(kind, same(raw)) for kind, raw in others]
     random.Random(42).shuffle(template)
     return [(kind, make(block)) for block in range(blocks) for kind, make in template]
 
@@ -235,6 +254,86 @@ def soak(
     return result
 
 
+def _image_paths(url: str) -> tuple[list[str], list[str]]:
+    """Paths of real images, small and big, from one generation each of SMALL_IMAGES and
+    BIG_IMAGES."""
+    small: list[str] = []
+    big: list[str] = []
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for fields, urls in [(f, small) for f in SMALL_IMAGES] + [(f, big) for f in BIG_IMAGES]:
+            body = {"model": "jimeng-4.5", "prompt": "soak images", **fields}
+            answer = client.post("/v1/images/generations", json=body, headers=AUTH)
+            answer.raise_for_status()
+            urls += [httpx.URL(d["url"]).raw_path.decode() for d in answer.json()["data"]]
+    return small, big
+
+
+@dataclass
+class Prepared:
+    """The request list, each entry with the status its check got."""
+
+    entries: list[Entry]
+    block: int  # entries in a block
+    prep: int  # server requests sent to make and check it
+
+    @property
+    def requests(self) -> list[bytes]:
+        return [e.raw for e in self.entries]
+
+
+def _prepare(mock: ServerProcess, notes: list[str]) -> Prepared:
+    """The request list, from real image paths; every request of the first block is sent
+    once to learn its status, and the other blocks, which differ only by the prompts of
+    their generations, get the same."""
+    small, big = _image_paths(mock.url)
+    prep = len(SMALL_IMAGES) + len(BIG_IMAGES)
+    listed = build_requests(f"{mock.host}:{mock.port}", big, small, BLOCKS)
+    block = len(listed) // BLOCKS
+    statuses = []
+    for _kind, raw in listed[:block]:
+        statuses.append(send_once(mock.host, mock.port, raw))
+        prep += 1
+    entries = [Entry(kind, raw, statuses[i % block]) for i, (kind, raw) in enumerate(listed)]
+    bad_small = [e for e in entries[:block] if e.kind == "image" and e.status != 200]
+    if bad_small:
+        notes.append(f"{len(bad_small)} image fetches did not answer 200 when checked")
+    return Prepared(entries, block, prep)
+
+
+@dataclass
+class Soaked:
+    """A whole soak: the server, the request list, the mock's and the floor's phases."""
+
+    total: int
+    cmdline: str
+    pid: int
+    kids: list[int]
+    rss_start: dict[str, int]
+    prepared: Prepared
+    mock: Soak
+    floor: Soak
+    notes: list[str]
+
+    @property
+    def server_requests(self) -> int:
+        return self.prepared.prep + self.mock.sent
+
+    @property
+    def answered(self) -> int:
+        return self.prepared.prep + self.mock.answered
+
+    def statuses(self) -> tuple[Counter[int], Counter[int]]:
+        """The statuses expected from the checks of the entries sent, and those observed."""
+        entries = self.prepared.entries
+        expected: Counter[int] = Counter()
+        for entry, n in zip(entries, _sent_per_entry(len(entries), self.mock.sent), strict=True):
+            expected[entry.status] += n
+        observed: Counter[int] = Counter()
+        for phase in self.mock.phases:
+            observed.update(phase.statuses)
+        return expected, observed
+
+
 def run(tool: str, settings: Settings) -> list[Figure]:
     total = settings.total
     notes: list[str] = []
@@ -243,109 +342,113 @@ def run(tool: str, settings: Settings) -> list[Figure]:
         if "jimeng-mock" not in cmdline:
             notes.append(f"process {mock.pid} is not the command: {cmdline}")
         rss_start = rss_kb(mock.pid)
-        host = f"{mock.host}:{mock.port}"
-        prep = 0
-        small: list[str] = []
-        big: list[str] = []
-        with httpx.Client(base_url=mock.url, timeout=60) as client:
-            for fields, urls in [(f, small) for f in SMALL_IMAGES] + [(f, big) for f in BIG_IMAGES]:
-                body = {"model": "jimeng-4.5", "prompt": "soak images", **fields}
-                answer = client.post("/v1/images/generations", json=body, headers=AUTH)
-                prep += 1
-                answer.raise_for_status()
-                urls += [httpx.URL(d["url"]).raw_path.decode() for d in answer.json()["data"]]
-        # Every request of the first block is sent once to learn its status; the other
-        # blocks differ only by the prompts of their generations, which get the same.
-        listed = build_requests(host, big, small, BLOCKS)
-        block = len(listed) // BLOCKS
-        statuses = []
-        for _kind, raw in listed[:block]:
-            statuses.append(send_once(mock.host, mock.port, raw))
-            prep += 1
-        entries = [Entry(kind, raw, statuses[i % block]) for i, (kind, raw) in enumerate(listed)]
-        bad_small = [e for e in entries[:block] if e.kind == "image" and e.status != 200]
-        if bad_small:
-            notes.append(f"{len(bad_small)} image fetches did not answer 200 when checked")
-        requests = [e.raw for e in entries]
-        counts = _chunks(total, prep)
-        mock_soak = soak(tool, mock.url, mock.pid, requests, counts, prep)
+        prepared = _prepare(mock, notes)
+        requests = prepared.requests
+        prep = prepared.prep
+        mock_soak = soak(tool, mock.url, mock.pid, requests, _chunks(total, prep), prep)
         kids = children(mock.pid)
     with step("soak floor: the same against the hello-world"), ServerProcess(hello_cmd()) as hello:
         floor = soak(tool, hello.url, hello.pid, requests, _chunks(total, 0), 0)
-
-    expected: Counter[int] = Counter()
-    for entry, n in zip(entries, _sent_per_entry(len(entries), mock_soak.sent), strict=True):
-        expected[entry.status] += n
-    observed: Counter[int] = Counter()
-    for phase in mock_soak.phases:
-        observed.update(phase.statuses)
-    differing = sum((expected - observed).values())
-    answered = prep + mock_soak.answered
-    server_requests = prep + mock_soak.sent
-
-    mib = 1 / 1024
-    rss_first, rss_end = mock_soak.rss[1], mock_soak.rss[-1]
-    growth = (rss_end["VmRSS"] - rss_first["VmRSS"]) * mib
-    floor_growth = (floor.rss[-1]["VmRSS"] - floor.rss[1]["VmRSS"]) * mib
-    kinds = Counter(e.kind for e in entries[:block])
     if kids:
         notes.append(f"the server has child processes {kids}: their memory is not counted")
-    extra = {
-        "server_cmdline": cmdline,
-        "server_pid": mock.pid,
-        "server_children": kids,
-        "threads_at_end": rss_end.get("Threads"),
-        "requests_sent": server_requests,
-        "answers": answered,
-        "prepared_requests": prep,
-        "mix_per_block": dict(kinds),
+    done = Soaked(total, cmdline, mock.pid, kids, rss_start, prepared, mock_soak, floor, notes)
+    return _figures(done)
+
+
+def _extra(done: Soaked) -> dict[str, Any]:
+    """The JSON's record of the soak, beside the peak figure."""
+    prepared, mock_soak, floor = done.prepared, done.mock, done.floor
+    expected, observed = done.statuses()
+    requests = prepared.requests
+    return {
+        "server_cmdline": done.cmdline,
+        "server_pid": done.pid,
+        "server_children": done.kids,
+        "threads_at_end": mock_soak.rss[-1].get("Threads"),
+        "requests_sent": done.server_requests,
+        "answers": done.answered,
+        "prepared_requests": prepared.prep,
+        "mix_per_block": dict(Counter(e.kind for e in prepared.entries[: prepared.block])),
         "blocks": BLOCKS,
         "distinct_requests": len(set(requests)),
         "statuses_expected": {str(k): v for k, v in sorted(expected.items())},
         "statuses_observed": {str(k): v for k, v in sorted(observed.items())},
-        "answers_not_as_expected": differing,
-        "rss_kb_at_start": rss_start,
+        "answers_not_as_expected": sum((expected - observed).values()),
+        "rss_kb_at_start": done.rss_start,
         "rss_mb_by_requests": mock_soak.trajectory(),
         "rss_kb_samples": mock_soak.rss,
         "phases": [p.as_json() for p in mock_soak.phases],
         "floor_rss_mb_by_requests": floor.trajectory(),
         "floor_rss_kb_samples": floor.rss,
         "floor_phases": [p.as_json() for p in floor.phases],
-        "notes": notes,
+        "notes": done.notes,
     }
-    how = f"{mock_soak.phases[0].tool}, 1 run of {server_requests:,} requests"
-    path = ", ".join(f"{mb:.1f}" for _, mb in mock_soak.trajectory()[1:])
+
+
+def _peak_note(done: Soaked) -> str:
+    expected, observed = done.statuses()
+    differing = sum((expected - observed).values())
+    path = ", ".join(f"{mb:.1f}" for _, mb in done.mock.trajectory()[1:])
     note = (
-        f"{answered:,} answered, {differing} unlike their check; RSS MB after "
+        f"{done.answered:,} answered, {differing} unlike their check; RSS MB after "
         f"{SAMPLE_AT:,} and each later phase: {path}"
     )
-    if notes:
-        note += "; " + "; ".join(notes)
-    floor_label = "hello-world, same requests"
+    if done.notes:
+        note += "; " + "; ".join(done.notes)
+    return note
+
+
+def _figures(done: Soaked) -> list[Figure]:
+    mock_soak, floor = done.mock, done.floor
+    how = f"{mock_soak.phases[0].tool}, 1 run of {done.server_requests:,} requests"
+    return [
+        Figure(
+            5,
+            "soak.peak_rss",
+            f"soak peak RSS (VmHWM), {done.total:,} requests",
+            "MB",
+            runs=[mock_soak.rss[-1]["VmHWM"] * MIB],
+            floor_runs=[floor.rss[-1]["VmHWM"] * MIB],
+            floor_label=FLOOR_LABEL,
+            target=Target("<=", PEAK_TARGET_MB),
+            tool=how,
+            note=_peak_note(done),
+            extra=_extra(done),
+        ),
+        *_growth_figures(done, how),
+        Figure(
+            5,
+            "soak.rps",
+            "soak throughput, mixed requests",
+            "req/s",
+            runs=[mock_soak.rps],
+            floor_runs=[floor.rps],
+            floor_label=FLOOR_LABEL,
+            tool=how,
+            note="no target",
+        ),
+    ]
+
+
+def _growth(rss: list[dict[str, int]], since: int) -> float:
+    """RSS growth in MB from sample `since` to the last."""
+    return (rss[-1]["VmRSS"] - rss[since]["VmRSS"]) * MIB
+
+
+def _growth_figures(done: Soaked, how: str) -> list[Figure]:
+    total, mock_soak, floor = done.total, done.mock, done.floor
+    listed = len(done.prepared.entries)
     warm = min(2, len(mock_soak.done) - 1)  # the sample after the first phase past 1,000
     warm_at = mock_soak.done[warm]
     return [
         Figure(
             5,
-            "soak.peak_rss",
-            f"soak peak RSS (VmHWM), {total:,} requests",
-            "MB",
-            runs=[rss_end["VmHWM"] * mib],
-            floor_runs=[floor.rss[-1]["VmHWM"] * mib],
-            floor_label=floor_label,
-            target=Target("<=", PEAK_TARGET_MB),
-            tool=how,
-            note=note,
-            extra=extra,
-        ),
-        Figure(
-            5,
             "soak.rss_growth",
             f"soak RSS growth, after {SAMPLE_AT:,} to after {total:,}",
             "MB",
-            runs=[growth],
-            floor_runs=[floor_growth],
-            floor_label=floor_label,
+            runs=[_growth(mock_soak.rss, 1)],
+            floor_runs=[_growth(floor.rss, 1)],
+            floor_label=FLOOR_LABEL,
             target=Target("abs<", 5.0),
             tool=how,
             show_ratio=False,
@@ -355,25 +458,14 @@ def run(tool: str, settings: Settings) -> list[Figure]:
             "soak.rss_growth_warm",
             f"soak RSS growth, after {warm_at:,} to after {total:,}",
             "MB",
-            runs=[(rss_end["VmRSS"] - mock_soak.rss[warm]["VmRSS"]) * mib],
-            floor_runs=[(floor.rss[-1]["VmRSS"] - floor.rss[warm]["VmRSS"]) * mib],
-            floor_label=floor_label,
+            runs=[_growth(mock_soak.rss, warm)],
+            floor_runs=[_growth(floor.rss, warm)],
+            floor_label=FLOOR_LABEL,
             tool=how,
             show_ratio=False,
             note=(
-                f"no target; by {warm_at:,} requests the list of {len(requests):,} "
-                f"has gone round {warm_at / len(requests):.1f} times"
+                f"no target; by {warm_at:,} requests the list of {listed:,} "
+                f"has gone round {warm_at / listed:.1f} times"
             ),
-        ),
-        Figure(
-            5,
-            "soak.rps",
-            "soak throughput, mixed requests",
-            "req/s",
-            runs=[mock_soak.rps],
-            floor_runs=[floor.rps],
-            floor_label=floor_label,
-            tool=how,
-            note="no target",
         ),
     ]

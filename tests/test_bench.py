@@ -7,6 +7,7 @@ skipped) unless Java and the jar are already here.
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 from bench import wiremock
 from bench.load import write_lua
 from bench.loadgen import _State
+from bench.profile import RULES
 from bench.throughput import new_prompts
 
 ROOT = Path(__file__).parent.parent
@@ -100,3 +102,18 @@ def test_a_quick_profile_prints_the_shares(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     for label in ("JSON parsing", "validation", "jsonschema_rs", "journal", "image URL signing"):
         assert label in result.stdout
+
+
+def test_the_profile_rules_name_modules_and_functions_of_the_package() -> None:
+    """A module moved or a function renamed would leave its time to "other", unnoticed."""
+    named = [row for row in RULES if row.package == "mockserver" and row.module]
+    assert {row.module for row in named} >= {"record/journal.py", "contract/validation.py"}
+    for row in named:
+        path = ROOT / "mockserver" / row.module
+        assert path.is_file(), row.module
+        defined = {
+            node.name
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        }
+        assert set(row.functions) <= defined, (row.module, set(row.functions) - defined)
