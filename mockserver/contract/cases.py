@@ -1,7 +1,7 @@
 """The contract cases: read from their files, sent to a service over HTTP, and judged.
 
 A case is one request and what the mock answers to it (fixtures/contract/*.json in the
-repository, `mockserver/contract/` in a wheel; their format is fixtures/contract.schema.json).
+repository, `mockserver/_data/contract/` in a wheel; their format is fixtures/contract.schema.json).
 `jimeng-mock conform` sends the cases to any service and reports where it disagrees;
 tests/test_contract_cases.py sends each to a mock and fails on any difference. Both judge alike
 what a case says about the API: the status, the error's code and param, the headers it names
