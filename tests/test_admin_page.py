@@ -286,8 +286,19 @@ def test_a_long_data_uri_is_shortened_on_the_page(mock: MockServer, client: open
         ({"status": "-1"}, "invalid_value", "status", "'-1' is not a whole number"),
         ({"limit": "0"}, "invalid_value", "limit", "'0' is not a whole number of at least 1"),
         ({"colour": "red"}, "unknown_parameter", "colour", "'colour'"),
+        ({"limit": "9" * 5000}, "invalid_value", "limit", "(5000 characters)"),
+        ({"status": "4" * 5000}, "invalid_value", "status", "at most 18 digits"),
+        ({"limit": "1" * 19}, "invalid_value", "limit", "at most 18 digits"),
     ],
-    ids=["status-abc", "status-negative", "limit-0", "unknown-parameter"],
+    ids=[
+        "status-abc",
+        "status-negative",
+        "limit-0",
+        "unknown-parameter",
+        "limit-5000-digits",
+        "status-5000-digits",
+        "limit-19-digits",
+    ],
 )
 def test_a_bad_filter_is_a_400_in_the_error_envelope(
     mock: MockServer, query: dict[str, str], code: str, param: str, says: str
@@ -303,6 +314,16 @@ def test_a_bad_filter_is_a_400_in_the_error_envelope(
         "invalid_request_error",
     )
     assert says in error["message"]
+
+
+def test_a_number_with_leading_zeros_is_the_number(mock: MockServer, client: openai.OpenAI) -> None:
+    for prompt in ("one", "two", "three"):
+        client.images.generate(model="jimeng-4.0", prompt=prompt, n=1, size="1024x1024")
+    zeros = "0" * 30
+    params = {"after": zeros + "1", "limit": zeros + "1"}
+    response = httpx.get(mock.url + "/__admin/requests", params=params)
+    assert response.status_code == 200, response.text
+    assert [r["body"]["prompt"] for r in response.json()["requests"]] == ["two"]
 
 
 def test_limit_shows_the_newest_rows(mock: MockServer, client: openai.OpenAI) -> None:

@@ -51,17 +51,31 @@ def _query(request: Request, allowed: set[str]) -> dict[str, str]:
     return {k: v for k, v in request.query_params.items() if v != ""}
 
 
+# Digits a filter's number may have: more than any id, limit or status the mock will hold, and
+# few enough that reading one costs nothing (Python refuses ints of over 4,300 digits).
+FILTER_DIGITS = 18
+
+
 def _whole(query: dict[str, str], name: str, minimum: int) -> int | None:
     if name not in query:
         return None
-    value = query[name].strip()
-    if not (value.isascii() and value.isdigit()) or int(value) < minimum:
+    value = query[name].strip().lstrip("0") or "0"
+    if (
+        not (value.isascii() and value.isdigit())
+        or len(value) > FILTER_DIGITS
+        or int(value) < minimum
+    ):
         raise ApiError(
             "invalid_value",
             param=name,
-            detail=f"{query[name]!r} is not a whole number of at least {minimum}",
+            detail=f"{_shown(query[name])} is not a whole number of at least {minimum} "
+            f"with at most {FILTER_DIGITS} digits",
         )
     return int(value)
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}... ({len(value)} characters)"
 
 
 def filtered(records: list[RequestRecord], query: dict[str, str]) -> list[RequestRecord]:
