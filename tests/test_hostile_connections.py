@@ -688,3 +688,70 @@ def test_the_command_line_refuses_limits_that_are_none(
         build_parser().parse_args([option, value])
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def _never_reading(base: str, image_path: str, count: int = 4) -> list[socket.socket]:
+    """Sockets that ask, pipelined, for 20 large images each and never read a byte: the
+    mock's writes to them fill up and stay full."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    request = f"GET {image_path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode() * 20
+    sockets = []
+    for _ in range(count):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+        sock.connect((host, int(port)))
+        sock.sendall(request)
+        sockets.append(sock)
+    return sockets
+
+
+def _large_image_path(base: str) -> str:
+    answer = httpx.post(
+        base + "/v1/images/generations",
+        headers={"Authorization": "Bearer k"},
+        json={"model": "jimeng-4.0", "prompt": "wide", "n": 1, "size": "6048x2592"},
+    )
+    answer.raise_for_status()
+    return "/" + answer.json()["data"][0]["url"].split("/", 3)[3]
+
+
+@pytest.mark.parametrize("http", PARSERS)
+def test_a_stop_is_bounded_while_clients_never_read(http: str) -> None:
+    server = MockServer(http=http, shutdown_timeout=0.5).start()
+    sockets = _never_reading(server.url, _large_image_path(server.url))
+    try:
+        time.sleep(0.5)  # the answers are drawn and their writes fill the sockets
+        began = time.monotonic()
+        server.stop()
+        took = time.monotonic() - began
+        serving = [t.name for t in threading.enumerate() if t.name == f"jimeng-mock:{server.port}"]
+        assert serving == [], f"still serving {took:.1f} s after stop()"
+        assert took < 0.5 + 3, took
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def test_the_command_exits_on_sigterm_while_clients_never_read() -> None:
+    process = subprocess.Popen(
+        [*COMMAND, "--shutdown-timeout", "0.5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    sockets: list[socket.socket] = []
+    try:
+        assert process.stdout is not None
+        base = process.stdout.readline().split()[-1]
+        sockets = _never_reading(base, _large_image_path(base))
+        time.sleep(0.5)
+        began = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=10)
+        assert code == 0
+        assert time.monotonic() - began < 0.5 + 3
+    finally:
+        for sock in sockets:
+            sock.close()
+        process.kill()
+        process.communicate()

@@ -287,8 +287,11 @@ async def _close_unstarted(state: Any, timeout: float) -> None:
 
 
 async def _cut_after(state: Any, seconds: float) -> None:
-    """Once a shutdown has waited `seconds`: close every connection still open, marking the
-    requests still being read or answered as cut (`cut_by_server`), so their apps end."""
+    """Once a shutdown has waited `seconds`: cut every connection still open, marking the
+    requests still being read or answered as cut (`cut_by_server`), so their apps end.
+
+    A cut is an abort: `close()` would first flush what is buffered, which a client that
+    stopped reading never lets happen, and the shutdown would wait on it for ever."""
     await asyncio.sleep(seconds)
     for connection in list(state.connections):
         cycle = getattr(connection, "cycle", None)
@@ -296,7 +299,7 @@ async def _cut_after(state: Any, seconds: float) -> None:
             cycle.scope[CUT] = True
         transport = getattr(connection, "transport", None)
         if transport is not None:
-            transport.close()
+            transport.abort()
 
 
 def serve(
