@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -349,3 +351,65 @@ def test_the_examples_are_all_valid(tmp_path: Path) -> None:
     app = create_app(fixtures=copy)
 
     assert app.state.mock.stubs.names() == sorted(p.name for p in EXAMPLES.glob("*.json"))
+
+
+# ---------------------------------------------------------------- files that come and go
+
+
+POLICY = {"match": {"body": {"prompt": {"regex": "gore"}}}, "fault": "content_policy"}
+
+
+def test_a_link_to_nothing_in_the_folder_is_no_stub(stubs: Path) -> None:
+    """A name the folder lists but no file behind it (removed since, or a dangling link) is
+    gone, at start-up and while the mock runs: no refusal, no `stub_error`."""
+    write(stubs, "policy.json", POLICY)
+    (stubs / "gone.json").symlink_to(stubs / "no-such-file.json")
+    with MockServer(fixtures=stubs) as server, httpx.Client(base_url=server.url) as http:
+        headers = {"Authorization": "Bearer k"}
+        body = {"model": "jimeng-4.0", "prompt": "gore", "n": 1}
+        assert http.post("/v1/images/generations", json=body, headers=headers).status_code == 400
+        (stubs / "later.json").symlink_to(stubs / "also-missing.json")
+        answer = http.post(
+            "/v1/images/generations", json={**body, "prompt": "a cat"}, headers=headers
+        )
+        assert answer.status_code == 200, answer.text
+        assert http.get("/__admin/stubs").json()["error"] is None
+
+
+def test_stubs_replaced_and_removed_while_requests_come_never_answer_500(stubs: Path) -> None:
+    """A writer replaces stub files atomically and deletes some while a client sends requests
+    (bounded: about a second): each request gets a stub's answer or the normal one."""
+    write(stubs, "policy.json", POLICY)
+    stop = threading.Event()
+
+    def churn() -> None:
+        index = 0
+        while not stop.is_set():
+            index += 1
+            temporary = stubs / f".tmp-{index}"
+            temporary.write_text(json.dumps(POLICY), encoding="utf-8")
+            os.replace(temporary, stubs / f"churn-{index % 5}.json")
+            with_gone = stubs / f"churn-{(index + 2) % 5}.json"
+            with_gone.unlink(missing_ok=True)
+
+    writer = threading.Thread(target=churn)
+    statuses: list[int] = []
+    with MockServer(fixtures=stubs) as server, httpx.Client(base_url=server.url) as http:
+        writer.start()
+        try:
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                body = {
+                    "model": "jimeng-4.0",
+                    "prompt": "gore" if len(statuses) % 2 else "cat",
+                    "n": 1,
+                }
+                answer = http.post(
+                    "/v1/images/generations", json=body, headers={"Authorization": "Bearer k"}
+                )
+                statuses.append(answer.status_code)
+        finally:
+            stop.set()
+            writer.join()
+    assert len(statuses) > 20
+    assert set(statuses) <= {200, 400}, sorted(set(statuses))

@@ -167,6 +167,8 @@ def _read(path: Path, validator: Draft202012Validator) -> Any:
         data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_not_json)
     except UnicodeEncodeError:
         raise ConfigError(f"stub {str(path)!r}: the file name is not UTF-8") from None
+    except FileNotFoundError:
+        raise  # gone since the folder was listed: not a broken stub (see StubSet._load)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"stub {path}: cannot be read: {exc}") from exc
     except ValueError as exc:
@@ -245,15 +247,28 @@ class StubSet:
     def _scan(self) -> tuple[tuple[str, int, int], ...]:
         try:
             files = sorted(self.directory.glob("*.json"))
-            return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
         except OSError as exc:
             raise ConfigError(f"fixtures folder {self.directory}: {exc}") from exc
+        found = []
+        for path in files:
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue  # removed since the folder was listed (or a link to nothing)
+            except OSError as exc:
+                raise ConfigError(f"stub {path}: cannot be read: {exc}") from exc
+            found.append((path.name, stat.st_mtime_ns, stat.st_size))
+        return tuple(found)
 
     def _load(self, signature: tuple[tuple[str, int, int], ...]) -> None:
-        stubs = [
-            load_stub(self.directory / name, self._validator, self._faults)
-            for name, _, _ in signature
-        ]
+        # A file removed between the listing and its reading is simply gone: the next
+        # refresh sees a folder without it, as it is now.
+        stubs = []
+        for name, _, _ in signature:
+            try:
+                stubs.append(load_stub(self.directory / name, self._validator, self._faults))
+            except FileNotFoundError:
+                continue
         self.stubs, self._signature, self.error, self._used = stubs, signature, None, {}
 
     def refresh(self, *, force: bool = False) -> None:
