@@ -64,6 +64,8 @@ def test_a_recorded_folder_replays_offline(tmp_path: Path) -> None:
         name.removesuffix(".json") + "-2.png",
     ]
     assert_no_secret(folder)
+    written = [folder / name, *(folder / "images").iterdir()]
+    assert {oct(path.stat().st_mode & 0o777) for path in written} == {"0o644"}
 
     with MockServer(fixtures=folder) as replay:
         again = post(replay, body)

@@ -61,12 +61,17 @@ def file_name(match: dict[str, Any]) -> str:
     return f"{model}-{prompt}-{digest}.json"
 
 
+RECORDED_MODE = 0o644
+
+
 def write_atomic(path: Path, content: bytes) -> None:
-    """`content` in a temporary file of `path`'s folder, then moved in place."""
+    """`content` in a temporary file of `path`'s folder, then moved in place, readable by all
+    as a file committed to a repository is (mkstemp makes it 0600)."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".recording-", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(content)
+        os.chmod(temporary, RECORDED_MODE)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
