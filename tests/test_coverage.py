@@ -542,3 +542,24 @@ def test_only_the_newest_sessions_have_counters() -> None:
     assert coverage.report("s1")["requests"] == 1
     assert coverage.report("one too many")["requests"] == 1
     assert coverage.report()["requests"] == limit + 2
+
+
+def test_made_up_names_of_any_length_keep_coverage_small(mock: MockServer) -> None:
+    """Unknown field and model names over 200 characters are counted under `other`, so 100
+    requests each with a new million-character name leave coverage, and its page, small."""
+    huge = "f" * 1_000_000
+    with httpx.Client(base_url=mock.url, headers={"Authorization": f"Bearer {KEY}"}) as http:
+        for index in range(20):
+            body = {"model": "jimeng-4.0", "prompt": "a cat", "n": 1, f"{index}{huge}": 1}
+            assert http.post("/v1/images/generations", json=body).status_code == 200
+            model = {"model": f"{index}{huge}", "prompt": "a cat", "n": 1}
+            assert http.post("/v1/images/generations", json=model).status_code == 404
+        http.post("/v1/images/generations", json={"model": "m" * 200, "prompt": "a", "n": 1})
+        served = http.get("/__admin/coverage")
+        page = http.get("/__admin/")
+    report = served.json()
+    assert report["unknown_fields"] == {}
+    assert report["unknown_models"] == {"m" * 200: 1}
+    assert report["other"] == {"fields": 20, "models": 20}
+    assert len(served.content) < 50_000
+    assert len(page.content) < 2_000_000  # the page shows the journal's excerpts, not the names

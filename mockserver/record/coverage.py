@@ -5,9 +5,9 @@ A report lists every error code of the catalogue, every fault, every stub file, 
 of the request schema, every model and every ratio x resolution pair of the size table, each
 with its count (0: never), so `totals` says how many of them were used; the fields and
 models the mock does not know are counted apart (`unknown_fields`, `unknown_models`), the
-first OTHER_LIMIT of each by name and the rest together under `other`. Reports are plain
-JSON, and `merge` adds two of them up: the pytest plugin sums the reports of its tests, and
-of its xdist workers.
+first OTHER_LIMIT of each by name (names of at most NAME_LIMIT characters) and the rest
+together under `other`. Reports are plain JSON, and `merge` adds two of them up: the pytest
+plugin sums the reports of its tests, and of its xdist workers.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from mockserver.record.outcome import Outcome
 
 OTHER_LIMIT = 100  # names of unknown fields and models counted one by one
+# The longest unknown name counted by name; a longer one is counted under `other`, so what
+# coverage keeps stays small whatever names requests make up (a million-character field name).
+NAME_LIMIT = 200
 SESSION_LIMIT = 1000  # sessions with counters of their own; the least recently used go first
 UNMATCHED_LIMIT = 20  # unmatched requests named in a report, the newest
 OUTCOMES = ("answered", "dropped", "client_disconnected")
@@ -135,7 +138,7 @@ class Counts:
 
     def _unknown(self, kind: str, name: str, by: int = 1) -> None:
         counter = self.maps[kind]
-        if name in counter or len(counter) < OTHER_LIMIT:
+        if name in counter or (len(counter) < OTHER_LIMIT and len(name) <= NAME_LIMIT):
             counter[name] += by
         else:
             self.other[UNKNOWN[kind]] += by
@@ -153,7 +156,7 @@ class Counts:
         room = OTHER_LIMIT - len(unknown)
         if room > 0:
             for name in body:  # in the body's order: the same names are kept every run
-                if name not in known and name not in unknown:
+                if name not in known and name not in unknown and len(name) <= NAME_LIMIT:
                     unknown[name] += 1
                     room -= 1
                     if not room:
