@@ -228,6 +228,31 @@ def test_1_mb_data_uris_leave_a_small_journal_and_a_small_answer(
     assert all(r["cut"] == ["image[0]"] for r in listed["requests"])
 
 
+def test_long_integers_are_kept_as_excerpts_and_counted(jimeng_mock: MockServer) -> None:
+    """Bodies of 200 integers of 4,300 digits (JSON allows no longer): each integer is kept
+    as the excerpt of its digits, so 40 such requests leave a small journal and a small
+    answer; an integer of 1,024 digits is kept whole."""
+    huge = int("7" * 4300)
+    with httpx.Client(timeout=TIMEOUT) as http:
+        for index in range(40):
+            body = {**BODY, "prompt": f"request {index}", "x": [huge] * 200}
+            assert post(jimeng_mock, body, http) == 200
+        edge = {**BODY, "prompt": "edge", "x": [10**1024 - 1, -(10**1024)]}
+        assert post(jimeng_mock, edge, http) == 200
+
+    journal = jimeng_mock.state.journal
+    assert len(journal) == 41
+    assert journal.bytes < 41 * 200 * 1_000
+    first, last = journal.records()[0], journal.records()[-1]
+    assert first.body["x"][0] == excerpt(str(huge))
+    assert first.cut[:2] == ("x[0]", "x[1]")
+    assert last.body["x"][0] == 10**1024 - 1
+    assert last.body["x"][1] == excerpt(str(-(10**1024)))
+    answer = httpx.get(jimeng_mock.url + "/__admin/requests", timeout=TIMEOUT)
+    assert len(answer.content) < 41 * 200 * 600
+    jimeng_mock.assert_requested(1, x=[huge] * 200, prompt="request 0")
+
+
 def test_the_journal_keeps_within_its_megabytes(jimeng_mock: MockServer) -> None:
     """Bodies of 1,000 strings of 900 characters (none cut): about 1 MB each in memory, so
     the default 32 MiB holds some 34 of 45, the newest."""
