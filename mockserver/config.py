@@ -63,6 +63,7 @@ class MockConfig:
     upstream: str | None = options.field("upstream")
     upstream_api_key: str | None = options.field("upstream_api_key")
     upstream_timeout: float = options.field("upstream_timeout")
+    upstream_max_mb: int = options.field("upstream_max_mb")
     upstream_invalid: Literal["forward", "reject"] = options.field("upstream_invalid")
     record: Path | None = options.field("record")
     record_mode: Literal["new", "all", "none"] = options.field("record_mode")

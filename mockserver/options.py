@@ -435,6 +435,16 @@ SERVE = (
         help="an upstream slower than this is answered `504 gateway_timeout`",
     ),
     Option(
+        "upstream_max_mb",
+        PROXY,
+        default=64,
+        parse=int,
+        metavar="MB",
+        check=kind.count("upstream answer limit", 1),
+        help="the largest upstream answer, in MiB once decompressed; a larger one is "
+        "`502 bad_gateway`",
+    ),
+    Option(
         "upstream_invalid",
         PROXY,
         default="forward",

@@ -60,6 +60,7 @@ SAMPLES: dict[str, tuple[list[str], Any]] = {
     "upstream": (["--upstream", "http://up:9/v1/"], "http://up:9/v1"),
     "upstream_api_key": (["--upstream-api-key", "sk-up"], "sk-up"),
     "upstream_timeout": (["--upstream-timeout", "1.5"], 1.5),
+    "upstream_max_mb": (["--upstream-max-mb", "8"], 8),
     "upstream_invalid": (["--upstream-invalid", "reject"], "reject"),
     "record": (["--record", "rec", "--upstream", "http://up:9/v1"], Path("rec")),
     "record_mode": (["--record-mode", "all"], "all"),

@@ -360,7 +360,7 @@ def test_command_line_arguments_are_declared_in_the_table_only() -> None:
 # never one above: wherever the import stands (a function, `if TYPE_CHECKING`), since a lazy
 # import is still a dependency.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("settings", ("errors", "options", "argtypes", "config", "paths")),
+    ("settings", ("errors", "options", "argtypes", "config", "paths", "redaction")),
     ("contract", ("contract",)),
     ("answers", ("answers",)),
     ("record", ("record",)),

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -432,3 +434,136 @@ def test_only_the_key_and_content_type_of_the_client_are_sent_on() -> None:
         record = proxy.requests[-1]
         assert record.mock_verdict is not None
         assert record.mock_verdict["error"] == "unsupported_media_type"
+
+
+# ------------------------------------------------------------------------ hostile upstreams
+
+
+def test_an_answer_past_the_upstream_limit_is_bad_gateway() -> None:
+    big = {"created": 1, "data": [], "pad": "x" * (3 * 1024 * 1024)}
+    with (
+        HandServer(answering(200, big)) as up,
+        MockServer(upstream=up.api_base, upstream_max_mb=2) as proxy,
+    ):
+        answer = post(proxy, BODY)
+        assert answer.status_code == 502
+        assert "--upstream-max-mb (2 MiB once decompressed)" in answer.json()["error"]["message"]
+        assert proxy.requests[-1].status == 502
+        assert post(proxy, BODY).status_code == 502  # and it keeps serving
+
+
+def test_a_compression_bomb_from_the_upstream_is_stopped_at_the_limit() -> None:
+    import gzip
+
+    bomb = gzip.compress(b'{"pad": "' + b"0" * (20 * 1024 * 1024) + b'"}', 9)
+
+    async def gzipped(request: Request) -> Response:
+        headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+        return Response(bomb, headers=headers)
+
+    with HandServer(gzipped) as up, MockServer(upstream=up.api_base, upstream_max_mb=1) as proxy:
+        assert len(bomb) < 100_000
+        answer = post(proxy, BODY)
+        assert answer.status_code == 502
+        assert "once decompressed" in answer.json()["error"]["message"]
+
+
+def test_json_nested_too_deep_for_the_parser_is_bad_gateway() -> None:
+    deep = b"[" * 200_000 + b"]" * 200_000
+
+    async def nested(request: Request) -> Response:
+        return Response(deep, media_type="application/json")
+
+    with HandServer(nested) as up, MockServer(upstream=up.api_base) as proxy:
+        answer = post(proxy, BODY)
+        assert answer.status_code == 502, answer.text
+        assert "nested too deep" in answer.json()["error"]["message"]
+        proxy.expect_errors("bad_gateway")
+        proxy.check()  # a gateway error, not a failure of the mock
+
+
+class RawUpstream:
+    """An upstream of a few lines over a bare socket, answering each request with `answer`
+    as it is: what no well-behaved server would send."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.api_base = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, rest = data.partition(b"\r\n\r\n")
+                length = int(re.search(rb"content-length: *(\d+)", head, re.I)[1])  # type: ignore[index]
+                while len(rest) < length:
+                    rest += conn.recv(65536)
+                conn.sendall(self.answer)
+
+    def __enter__(self) -> RawUpstream:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+        self.thread.join(5)
+
+
+def test_an_upstream_status_no_client_could_take_is_bad_gateway() -> None:
+    body = b'{"created": 1, "data": []}'
+    answer = b"HTTP/1.1 999 Odd\r\nContent-Type: application/json\r\n"
+    answer += b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+    with RawUpstream(answer) as up, MockServer(upstream=up.api_base) as proxy:
+        got = post(proxy, BODY)
+        assert got.status_code == 502, got.text
+        assert "status 999" in got.json()["error"]["message"]
+        proxy.expect_errors("bad_gateway")
+        proxy.check()
+
+
+def test_a_key_the_upstream_echoes_goes_no_further(tmp_path: Path) -> None:
+    secret, client_key = "sk-upstream-SECRET-9876", "sk-client-LEAKY-5432"
+
+    async def echo(request: Request) -> Response:
+        sent = request.headers["authorization"]
+        return JSONResponse(
+            {"error": {"message": f"bad key: {sent}", "type": "x", "param": None, "code": "nope"}},
+            status_code=401,
+            headers={"x-request-id": sent, "x-ratelimit-key": sent},
+        )
+
+    folder = tmp_path / "recorded"
+    with (
+        HandServer(echo) as up,
+        MockServer(upstream=up.api_base, upstream_api_key=secret, record=folder) as proxy,
+    ):
+        answer = post(proxy, BODY, key=client_key)
+        page = httpx.get(proxy.url + "/__admin/").text
+        journal = httpx.get(proxy.url + "/__admin/requests").text
+    with HandServer(echo) as up, MockServer(upstream=up.api_base) as passing:
+        handed = post(passing, BODY, key=client_key)
+        handed_journal = httpx.get(passing.url + "/__admin/requests").text
+    seen = [
+        answer.text,
+        *answer.headers.values(),
+        page,
+        journal,
+        handed.text,
+        *handed.headers.values(),
+        handed_journal,
+    ]
+    seen += [path.read_text() for path in folder.rglob("*") if path.is_file()]
+    assert answer.status_code == 401
+    assert "...9876" in answer.json()["error"]["message"]
+    for text in seen:
+        assert secret not in text
+        assert client_key not in text

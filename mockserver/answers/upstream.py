@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mockserver.errors import ApiError
+from mockserver.redaction import without, without_in
 
 if TYPE_CHECKING:
     import httpx
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 PASSED_HEADERS = ("content-type", "retry-after", "retry-after-ms", "x-request-id")
 PASSED_PREFIX = "x-ratelimit-"
 MAX_CONNECTIONS = 32
+MIB = 1024 * 1024
 TRANSIENT = frozenset({408, 429})
 
 Verdict = tuple[int, str | None, str | None]
@@ -112,10 +114,11 @@ def describe(kind: str, mock: Verdict, upstream: Verdict) -> str:
 class Upstream:
     """The real service behind the mock: one client per event loop, and the forwarding."""
 
-    def __init__(self, base: str, api_key: str | None, timeout: float) -> None:
+    def __init__(self, base: str, api_key: str | None, timeout: float, *, max_bytes: int) -> None:
         self.base = base.rstrip("/")
         self.api_key = api_key
         self.timeout = timeout
+        self.max_bytes = max_bytes
         self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
         self._keepers: dict[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = {}
         self._lock = threading.Lock()
@@ -186,9 +189,10 @@ class Upstream:
         try:
             async with asyncio.timeout(self.timeout):
                 client = await self.client()
-                response = await client.request(
+                request = client.build_request(
                     method, self.base + path, content=content, headers=headers
                 )
+                response, body = await self._read(client, request)
         except (TimeoutError, httpx.TimeoutException):
             raise ApiError(
                 "gateway_timeout",
@@ -199,7 +203,32 @@ class Upstream:
             raise ApiError(
                 "bad_gateway", detail=f"cannot reach the upstream: {type(exc).__name__}"
             ) from None
-        return _answer(response, round((loop.time() - started) * 1000, 3))
+        # A key the upstream echoes (in a message, a request id) goes no further: not to the
+        # client, the journal, the page or a recorded file.
+        secrets = [s for s in (self.api_key, _token(authorization)) if s]
+        return _answer(response, body, round((loop.time() - started) * 1000, 3), secrets)
+
+    async def _read(
+        self, client: httpx.AsyncClient, request: httpx.Request
+    ) -> tuple[httpx.Response, bytes]:
+        """The answer and its body, decompressed, read no further than `max_bytes`: past
+        them, `bad_gateway` (an upstream, or a compression bomb from it, cannot take the
+        mock's memory)."""
+        response = await client.send(request, stream=True)
+        try:
+            chunks, size = [], 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise ApiError(
+                        "bad_gateway",
+                        detail=f"the upstream's answer is larger than --upstream-max-mb "
+                        f"({self.max_bytes // MIB} MiB once decompressed)",
+                    )
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        return response, b"".join(chunks)
 
 
 async def _closing(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
@@ -211,19 +240,30 @@ async def _closing(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
         await client.aclose()
 
 
-def _answer(response: httpx.Response, elapsed_ms: float) -> UpstreamAnswer:
+def _token(authorization: str | None) -> str | None:
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _answer(
+    response: httpx.Response, body: bytes, elapsed_ms: float, secrets: list[str]
+) -> UpstreamAnswer:
+    status = response.status_code
+    if not 200 <= status <= 599:  # not an answer to hand on: the client could not take it
+        raise ApiError("bad_gateway", detail=f"the upstream answered status {status}")
+    body = without(body, secrets)
     try:
-        payload = json.loads(response.content)
+        payload = json.loads(body)
+    except RecursionError:
+        raise ApiError(
+            "bad_gateway", detail=f"the upstream answered {status} with JSON nested too deep"
+        ) from None
     except ValueError:
         kind = response.headers.get("content-type", "no content type")
         raise ApiError(
-            "bad_gateway",
-            detail=f"the upstream answered {response.status_code} that is not JSON ({kind})",
+            "bad_gateway", detail=f"the upstream answered {status} that is not JSON ({kind})"
         ) from None
+    headers = {k: without_in(v, secrets) for k, v in passed_headers(response.headers).items()}
     return UpstreamAnswer(
-        status=response.status_code,
-        headers=passed_headers(response.headers),
-        content=response.content,
-        payload=payload,
-        elapsed_ms=elapsed_ms,
+        status=status, headers=headers, content=body, payload=payload, elapsed_ms=elapsed_ms
     )

@@ -62,7 +62,12 @@ class MockState(Harness[QueuedFault]):
         self.limiter = RateLimiter(config.rpm) if config.rpm else None
         self.stubs = StubSet(config.fixtures, self.faults) if config.fixtures else None
         self.upstream = (
-            Upstream(config.upstream, config.upstream_api_key, config.upstream_timeout)
+            Upstream(
+                config.upstream,
+                config.upstream_api_key,
+                config.upstream_timeout,
+                max_bytes=config.upstream_max_mb * MIB,
+            )
             if config.upstream
             else None
         )

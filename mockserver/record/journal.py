@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from mockserver.contract.validation import ContractWarning
 from mockserver.options import DEFAULT_JOURNAL_MB
+from mockserver.redaction import masked
 
 if TYPE_CHECKING:
     from mockserver.record.outcome import Outcome
@@ -149,8 +150,7 @@ def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
             scheme, _, secret = value.partition(" ")
             if not secret:
                 scheme, secret = "", value
-            tail = secret.strip()[-4:] if len(secret.strip()) > 8 else ""
-            value = f"{scheme} ...{tail}".strip() if tail else f"{scheme} ****".strip()
+            value = f"{scheme} {masked(secret.strip())}".strip()
         shown.setdefault(name, []).append(value)
     return {
         name: values[0] if len(values) == 1 else ", ".join(values) for name, values in shown.items()

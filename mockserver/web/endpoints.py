@@ -32,6 +32,7 @@ from mockserver.engine.state import MockState
 from mockserver.errors import ApiError
 from mockserver.record.coverage import pair_name
 from mockserver.record.outcome import ErrorNote, Outcome, begun, carrying, refused
+from mockserver.redaction import masked
 from mockserver.web.bodies import Sent
 from mockserver.web.connection import DroppedConnection, pause
 
@@ -57,8 +58,7 @@ def authenticate(mock: MockState, headers: Headers) -> None:
     # of a key was right, nor which key matched.
     given = key.encode("latin-1")  # the bytes sent: a UTF-8 key matches as UTF-8
     if keys and not any([hmac.compare_digest(given, k.encode()) for k in keys]):
-        shown = f"...{key[-4:]}" if len(key) > 8 else "****"
-        raise ApiError("invalid_api_key", detail=f"Incorrect API key provided: {shown}.")
+        raise ApiError("invalid_api_key", detail=f"Incorrect API key provided: {masked(key)}.")
     limiter = mock.limiter
     wait = limiter.acquire(key) if limiter is not None else None
     if limiter is not None and wait is not None:
