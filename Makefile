@@ -66,7 +66,7 @@ browser:
 
 # The whole suite on the current versions, then the smoke tests on the lowest ones.
 test: $(DEV_STAMP) browser
-	$(PYTEST_ENV) $(BIN)/pytest -n $(WORKERS) $(ARGS)
+	$(PYTEST_ENV) $(BIN)/pytest -n $(WORKERS) --dist loadfile $(ARGS)
 	$(MAKE) lowest
 
 $(LOWEST_STAMP): pyproject.toml $(DEV_STAMP)

@@ -58,6 +58,8 @@ def test_make_test_runs_the_suite_on_two_workers_then_the_lowest_versions() -> N
     suite = [line for line in lines if "/pytest " in line]
     assert len(suite) == 2, suite
     assert " -n 2" in suite[0]
+    # Whole files to a worker: tests/test_fuzz.py's last test reads what the others saw.
+    assert " --dist loadfile" in suite[0]
     assert "-m smoke" in suite[1]
 
 
