@@ -7,14 +7,17 @@ from typing import Any
 from starlette.applications import Starlette
 
 from mockserver.config import MockConfig
-from mockserver.dialects import openai
+from mockserver.dialects import ark, openai
 from mockserver.web.app import build_app
 from mockserver.web.dialect import Dialect
 from mockserver.web.routes import SERVICE, RouteSpec
 
-DIALECTS: tuple[Dialect, ...] = (openai.DIALECT,)
-# Every route of a default mock, in the order the app and its OpenAPI document list them.
-ROUTES: tuple[RouteSpec, ...] = (*(spec for d in DIALECTS for spec in d.routes), *SERVICE)
+DIALECTS: tuple[Dialect, ...] = (openai.DIALECT, ark.DIALECT)
+# Every documented route of a default mock, in the order the app and its OpenAPI document
+# list them.
+ROUTES: tuple[RouteSpec, ...] = tuple(
+    spec for spec in (*(s for d in DIALECTS for s in d.routes), *SERVICE) if spec.documented
+)
 
 
 def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
