@@ -10,6 +10,7 @@ import json
 import struct
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -361,3 +362,59 @@ def test_sessions_coverage_and_stubs(ark: Ark, mock: MockServer) -> None:
     record = mock.last_request
     assert record is not None
     assert record.stub == "fox.json"
+
+
+ARK_CODES = json.loads(
+    (Path(__file__).parent.parent / "schemas/dialects/ark/errors.json").read_text(encoding="utf-8")
+)["codes"]
+FAULTS = json.loads(
+    (Path(__file__).parent.parent / "schemas/faults.json").read_text(encoding="utf-8")
+)["faults"]
+ERROR_FAULTS = sorted(name for name, fault in FAULTS.items() if fault["action"] == "error")
+
+
+@pytest.mark.parametrize("fault", ERROR_FAULTS)
+def test_every_error_fault_is_answered_in_ark_s_envelope(mock: MockServer, fault: str) -> None:
+    mock.reset()
+    answer = httpx.post(
+        mock.url + GENERATIONS,
+        json={"model": SEEDREAM_40, "prompt": "a fox"},
+        headers={"Authorization": "Bearer ark-key", "X-Mock-Fault": fault},
+    )
+
+    mock_code = FAULTS[fault]["error"]
+    error = answer.json()["error"]
+    assert set(error) == {"code", "message", "param", "type"}
+    assert (error["code"], error["type"]) == (
+        ARK_CODES[mock_code]["code"],
+        ARK_CODES[mock_code]["type"],
+    )
+    assert error["message"].endswith(f"Request id: {answer.headers['x-request-id']}")
+    record = mock.last_request
+    assert record is not None
+    assert (record.path, record.status, record.error, record.fault) == (
+        GENERATIONS,
+        answer.status_code,
+        mock_code,
+        fault,
+    )
+
+
+def test_the_other_faults_on_ark_s_route(mock: MockServer) -> None:
+    def sent(fault: str) -> httpx.Response:
+        return httpx.post(
+            mock.url + GENERATIONS,
+            json={"model": SEEDREAM_40, "prompt": "a fox"},
+            headers={"Authorization": "Bearer ark-key", "X-Mock-Fault": fault},
+        )
+
+    malformed = sent("malformed")
+    assert malformed.status_code == 200
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(malformed.text)
+    assert sent("slow").json()["usage"]["generated_images"] == 1
+    with pytest.raises(httpx.HTTPError):
+        sent("disconnect")
+    record = mock.last_request
+    assert record is not None
+    assert (record.path, record.fault, record.outcome) == (GENERATIONS, "disconnect", "dropped")
