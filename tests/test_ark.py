@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from volcenginesdkarkruntime._exceptions import (
 from volcenginesdkarkruntime.types.images import SequentialImageGenerationOptions
 
 from mockserver import MockServer
+from mockserver.dialects import ark_stream
 
 SEEDREAM_40 = "doubao-seedream-4-0-250828"
 SEEDREAM_45 = "doubao-seedream-4-5-251128"
@@ -418,3 +420,116 @@ def test_the_other_faults_on_ark_s_route(mock: MockServer) -> None:
     record = mock.last_request
     assert record is not None
     assert (record.path, record.fault, record.outcome) == (GENERATIONS, "disconnect", "dropped")
+
+
+# Streaming: `stream: true` answers Server-Sent Events, an image's event as soon as it is made.
+
+SEQUENCE = {
+    "sequential_image_generation": "auto",
+    "sequential_image_generation_options": SequentialImageGenerationOptions(max_images=3),
+}
+
+
+def test_a_stream_sends_each_image_as_it_is_made(ark: Ark, mock: MockServer) -> None:
+    started = time.monotonic()
+    seen: list[tuple[float, Any]] = []
+    stream = ark.images.generate(
+        model=SEEDREAM_40,
+        prompt="a story",
+        stream=True,
+        extra_headers={"X-Mock-Latency-Ms": "300"},
+        **SEQUENCE,
+    )
+    for event in stream:
+        seen.append((time.monotonic() - started, event))
+
+    kinds = [event.type for _, event in seen]
+    assert kinds == [ark_stream.SUCCEEDED] * 3 + [ark_stream.COMPLETED]
+    assert [event.image_index for _, event in seen[:3]] == [0, 1, 2]
+    assert seen[2][0] - seen[0][0] >= 0.5  # the first came while the others were being made
+    assert seen[0][0] >= 0.3
+    urls = [event.url for _, event in seen[:3]]
+    assert {fetched(url).size for url in urls} == {(2048, 2048)}
+    usage = seen[3][1].usage
+    generated = usage["generated_images"] if isinstance(usage, dict) else usage.generated_images
+    assert generated == 3
+    plain = ark.images.generate(model=SEEDREAM_40, prompt="a story", **SEQUENCE)
+    assert [image.url for image in plain.data] == urls
+    record = mock.requests[0]
+    assert (record.path, record.status, record.outcome) == (GENERATIONS, 200, "answered")
+    assert record.images == tuple(urls)
+
+
+def test_the_stream_on_the_wire(mock: MockServer) -> None:
+    with httpx.stream(
+        "POST",
+        mock.url + GENERATIONS,
+        json={"model": SEEDREAM_45, "prompt": "a fox", "stream": True, "size": "2K"},
+        headers={"Authorization": "Bearer ark-key"},
+    ) as answer:
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        text = answer.read().decode()
+    blocks = text.split("\n\n")
+    assert blocks[-2:] == ["data: [DONE]", ""]
+    first = blocks[0].split("\n")
+    assert first[0] == f"event: {ark_stream.SUCCEEDED}"
+    event = json.loads(first[1].removeprefix("data: "))
+    assert event["type"] == ark_stream.SUCCEEDED
+    assert (event["model"], event["image_index"], event["size"]) == (SEEDREAM_45, 0, "2048x2048")
+    assert isinstance(event["created"], int)
+
+
+def test_an_async_stream_with_b64_json(mock: MockServer) -> None:
+    async def events() -> list[Any]:
+        client = AsyncArk(base_url=mock.url + "/api/v3", api_key="ark-key")
+        try:
+            stream = await client.images.generate(
+                model=SEEDREAM_40,
+                prompt="a fox",
+                size="1K",
+                response_format="b64_json",
+                output_format="png",
+                stream=True,
+                **SEQUENCE,
+            )
+            return [event async for event in stream]
+        finally:
+            await client.close()
+
+    got = asyncio.run(events())
+    assert [event.type for event in got] == [ark_stream.SUCCEEDED] * 3 + [ark_stream.COMPLETED]
+    for event in got[:3]:
+        image = Image.open(io.BytesIO(base64.b64decode(event.b64_json)))
+        assert (image.format, image.size) == ("PNG", (1024, 1024))
+
+
+def test_a_stream_refused_before_its_first_event_is_a_plain_error(
+    ark: Ark, mock: MockServer
+) -> None:
+    with pytest.raises(ArkBadRequestError) as caught:
+        ark.images.generate(model=SEEDREAM_40, prompt="a fox", size="9x9", stream=True)
+    assert (caught.value.code, caught.value.param) == ("InvalidParameter", "size")
+    mock.fail_next("quota")
+    with pytest.raises(ArkRateLimitError):
+        ark.images.generate(model=SEEDREAM_40, prompt="a fox", stream=True)
+
+
+def test_disconnect_cuts_a_stream_after_its_first_event(ark: Ark, mock: MockServer) -> None:
+    stream = ark.images.generate(
+        model=SEEDREAM_40,
+        prompt="a fox",
+        stream=True,
+        extra_headers={"X-Mock-Fault": "disconnect"},
+        **SEQUENCE,
+    )
+    seen: list[str] = []
+
+    def read() -> None:
+        seen.extend(event.type for event in stream)
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        read()
+    assert seen == [ark_stream.SUCCEEDED]
+    record = mock.last_request
+    assert record is not None
+    assert (record.fault, record.outcome, record.status) == ("disconnect", "dropped", None)

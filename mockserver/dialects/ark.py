@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from mockserver.answers.images import ImageSpec, render_spec
 from mockserver.answers.plan import Asked
+from mockserver.dialects import ark_stream
 from mockserver.dialects.ark_contract import ArkGeneration, checked, rules
 from mockserver.engine.state import MockState
 from mockserver.errors import ApiError, ErrorKind
@@ -76,7 +77,8 @@ async def generate_images(request: Request) -> Outcome:
     outcome = replace(begun(request.scope), body=body)
     with carrying(outcome):
         outcome = replace(outcome, plan=mock.plan(asking))
-    if not await waited(request, outcome):
+    # A stream waits before each image instead (ark_stream).
+    if not generation.stream and not await waited(request, outcome):
         return outcome  # the connection went while the answer waited
     return await answer(request, mock, generation, outcome)
 
@@ -99,10 +101,12 @@ async def answer(
     fault = plan.fault
     if fault is not None and fault.action == "error":
         raise refused(injected(fault, plan, headers), outcome)
-    if fault is not None and fault.action == "disconnect":
-        return replace(outcome, response=DroppedConnection())
     base = mock.config.public_url or base_url(request)
     urls = [base + mock.signer.path(spec) for spec in specs(generation, plan.urls)]
+    if generation.stream and (plan.stub is None or plan.stub.fault is not None):
+        return streamed(request, mock, generation, outcome, urls, headers)
+    if fault is not None and fault.action == "disconnect":
+        return replace(outcome, response=DroppedConnection())
     with carrying(outcome):
         made = await data(mock, generation, plan.count, urls)
         values = {"base": base, "created": mock.config.created_at(), "data": made}
@@ -122,17 +126,53 @@ async def answer(
 
 
 async def data(
-    mock: MockState, generation: ArkGeneration, count: int, urls: list[str]
+    mock: MockState,
+    generation: ArkGeneration,
+    count: int,
+    urls: list[str],
+    first: ImageSpec | None = None,
 ) -> list[dict[str, Any]]:
-    """Each image's URL (or its bytes, with `response_format: b64_json`) and its size."""
+    """Each image's URL (or its bytes, with `response_format: b64_json`) and its size; the
+    images from `first` on, if given."""
     size = f"{generation.width}x{generation.height}"
     if generation.response_format != "b64_json":
         return [{"url": url, "size": size} for url in urls[:count]]
     made = []
-    for spec in specs(generation, count):
+    for spec in [first] if first is not None else specs(generation, count):
         image = await mock.renderer.png(spec, functools.partial(render_spec, spec))
         made.append({"b64_json": base64.b64encode(image).decode(), "size": size})
     return made
+
+
+def streamed(
+    request: Request,
+    mock: MockState,
+    generation: ArkGeneration,
+    outcome: Outcome,
+    urls: list[str],
+    headers: dict[str, str],
+) -> Outcome:
+    """The answer as Server-Sent Events, each image's as it is made (`ark_stream`)."""
+    plan = outcome.plan
+    assert plan is not None
+    image_specs = specs(generation, plan.count)
+
+    async def image(index: int) -> dict[str, Any]:
+        made = await data(mock, generation, 1, urls[index : index + 1], image_specs[index])
+        return made[0]
+
+    common = {"model": generation.model, "created": mock.config.created_at()}
+    stream = ark_stream.events(
+        request.scope,
+        plan.count,
+        plan.delay_ms / 1000,
+        image,
+        common,
+        usage(generation, plan.count),
+    )
+    cut = plan.fault is not None and plan.fault.action == "disconnect"
+    response = ark_stream.EventStream(stream, headers, cut=cut)
+    return replace(outcome, images=tuple(urls[: plan.count]), response=response)
 
 
 def usage(generation: ArkGeneration, count: int) -> dict[str, int]:

@@ -91,6 +91,7 @@ class ArkGeneration:
     response_format: str
     watermark: bool
     kind: str  # "jpeg" or "png"
+    stream: bool = False
 
     @functools.cached_property
     def seed(self) -> str:
@@ -129,6 +130,7 @@ def checked(rules: ArkRules, request: Mapping[str, Any]) -> ArkGeneration:
         response_format=body.get("response_format", "url"),
         watermark=body.get("watermark", True),
         kind=body.get("output_format", "jpeg"),
+        stream=body.get("stream", False),
     )
 
 
