@@ -12,16 +12,19 @@ from mockserver.web.app import build_app
 from mockserver.web.dialect import Dialect
 from mockserver.web.routes import SERVICE, RouteSpec
 
-DIALECTS: tuple[Dialect, ...] = (openai.DIALECT, ark.DIALECT)
-# Every documented route of a default mock, in the order the app and its OpenAPI document
-# list them.
-ROUTES: tuple[RouteSpec, ...] = tuple(
-    spec for spec in (*(s for d in DIALECTS for s in d.routes), *SERVICE) if spec.documented
-)
+DIALECTS: tuple[Dialect, ...] = (openai.DIALECT,)  # a default mock's
+# Every route of a default mock, in the order the app and its OpenAPI document list them.
+ROUTES: tuple[RouteSpec, ...] = (*(spec for d in DIALECTS for spec in d.routes), *SERVICE)
+
+
+def dialects(config: MockConfig) -> tuple[Dialect, ...]:
+    """The dialects a mock with `config` answers: Ark's too with `ark`."""
+    return (*DIALECTS, ark.DIALECT) if config.ark else DIALECTS
 
 
 def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
     """The mock as an ASGI app. Pass a `MockConfig`, or its fields as keyword arguments."""
     if config is not None and options:
         raise TypeError("pass either a MockConfig or keyword options, not both")
-    return build_app(config or MockConfig.of("create_app", options), DIALECTS)
+    config = config or MockConfig.of("create_app", options)
+    return build_app(config, dialects(config))

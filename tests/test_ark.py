@@ -46,7 +46,7 @@ STUB = {
 def mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockServer]:
     stubs = tmp_path_factory.mktemp("stubs")
     (stubs / "fox.json").write_text(json.dumps(STUB), encoding="utf-8")
-    with MockServer(api_keys=["ark-key"], fixtures=stubs) as server:
+    with MockServer(api_keys=["ark-key"], fixtures=stubs, ark=True) as server:
         yield server
 
 
@@ -533,3 +533,15 @@ def test_disconnect_cuts_a_stream_after_its_first_event(ark: Ark, mock: MockServ
     record = mock.last_request
     assert record is not None
     assert (record.fault, record.outcome, record.status) == ("disconnect", "dropped", None)
+
+
+def test_a_mock_without_ark_has_no_ark_route() -> None:
+    with MockServer() as plain:
+        answer = httpx.post(
+            plain.url + GENERATIONS,
+            json={"model": SEEDREAM_40, "prompt": "a fox"},
+            headers={"Authorization": f"Bearer {plain.api_key}"},
+        )
+        assert answer.status_code == 404
+        assert answer.json()["error"]["code"] == "not_found"  # the mock's own envelope
+        assert plain.requests == []
