@@ -141,27 +141,32 @@ def rule_of(frame: Frame) -> Rule | None:
     if package == "bench":
         return Rule("harness", "plumbing")
     if package == "mockserver":
-        name = module.rsplit("/", 1)[-1]
-        if name == "journal.py" or function == "record":
-            return Rule("journal")
-        if name == "bodies.py":
-            return Rule("json_parse")
-        if name == "contract.py":
-            if function == "seed":
-                return Rule("signing")
-            # The compiled validator's call is too short for the sampler to see on its own
-            # (its time lands in the caller's): the one-line wrapper around it is its time.
-            if "fast" in function:
-                return Rule("jsonschema_rs")
-            return Rule("contract")
-        if name == "images.py" and function in ("path", "_sign", "sign", "key", "url"):
-            return Rule("signing")
-        if name == "serving.py" and function != "__call__":
-            return Rule("uvicorn", "plumbing")
-        if function == "__call__":  # the mock's own ASGI middleware
-            return Rule("starlette", "plumbing")
-        return Rule("other", "plumbing")
+        return _mockserver_rule(module, function)
     return None
+
+
+def _mockserver_rule(module: str, function: str) -> Rule:
+    """The rule a frame of the mock's own code sets."""
+    name = module.rsplit("/", 1)[-1]
+    if name == "journal.py" or function == "record":
+        return Rule("journal")
+    if name == "bodies.py":
+        return Rule("json_parse")
+    if name == "contract.py":
+        if function == "seed":
+            return Rule("signing")
+        # The compiled validator's call is too short for the sampler to see on its own
+        # (its time lands in the caller's): the one-line wrapper around it is its time.
+        if "fast" in function:
+            return Rule("jsonschema_rs")
+        return Rule("contract")
+    if name == "images.py" and function in ("path", "_sign", "sign", "key", "url"):
+        return Rule("signing")
+    if name == "serving.py" and function != "__call__":
+        return Rule("uvicorn", "plumbing")
+    if function == "__call__":  # the mock's own ASGI middleware
+        return Rule("starlette", "plumbing")
+    return Rule("other", "plumbing")
 
 
 def _step(current: Rule | None, rule: Rule | None) -> Rule | None:
@@ -504,6 +509,20 @@ def profile_app(requests: int, vary: bool) -> tuple[str, Shares]:
     )
 
 
+def _is_server(frame: Frame) -> bool:
+    return frame.function == "run" and (frame.file_path or "").endswith(
+        os.path.join("uvicorn", "server.py")
+    )
+
+
+def _served_with(config: Any) -> tuple[str, str]:
+    """The HTTP implementation and the loop uvicorn chose."""
+    protocol = getattr(config, "http_protocol_class", None)
+    http = getattr(protocol, "__module__", "?").rsplit(".", 1)[-1].removesuffix("_impl")
+    loop = "uvloop" if config.loop in ("auto", "uvloop") and "uvloop" in sys.modules else "asyncio"
+    return http, loop
+
+
 def profile_server(seconds: float, tool: str) -> tuple[str, Shares]:
     """The app served by uvicorn in this thread, as the command serves it (uvicorn's "auto"
     HTTP implementation and loop), under load with a new prompt on every request."""
@@ -542,10 +561,8 @@ def profile_server(seconds: float, tool: str) -> tuple[str, Shares]:
     thread.join()
     if pinning():
         os.sched_setaffinity(0, {CLIENT_CPU})
-    protocol = getattr(config, "http_protocol_class", None)
-    http = getattr(protocol, "__module__", "?").rsplit(".", 1)[-1].removesuffix("_impl")
-    loop = "uvloop" if config.loop in ("auto", "uvloop") and "uvloop" in sys.modules else "asyncio"
     result = results[0] if results else None
+    http, loop = _served_with(config)
     note = (
         f"{result.tool}: {result.rps:,.0f} req/s under the profiler, a new prompt each request "
         f"({result.sent:,} bodies), statuses {result.statuses}; served with {http} + {loop}; "
@@ -554,15 +571,10 @@ def profile_server(seconds: float, tool: str) -> tuple[str, Shares]:
         else "the load run failed"
     )
 
-    def is_server(frame: Frame) -> bool:
-        return frame.function == "run" and (frame.file_path or "").endswith(
-            os.path.join("uvicorn", "server.py")
-        )
-
     return report(
         "POST /v1/images/generations, the whole uvicorn server under load, a new prompt each",
         profiler,
-        is_server,
+        _is_server,
         4,
         note,
         "server",
@@ -570,7 +582,7 @@ def profile_server(seconds: float, tool: str) -> tuple[str, Shares]:
 
 
 def profile_render(renders: int, width: int = 4096, height: int = 4096) -> tuple[str, Shares]:
-    from mockserver.images import render_placeholder
+    from mockserver.answers.images import render_placeholder
 
     lines = ["jimeng-4.5", f"{width} x {height}", "#1  0123abcd"]
     render_placeholder(width, height, "warm-up", lines)

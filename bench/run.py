@@ -163,7 +163,7 @@ def table(figures: Sequence[Figure]) -> str:
     return "\n".join(out)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="few, short runs: a smoke test")
     parser.add_argument("--only", default="1,2,3,4,5,6,7", help="items to run (default: all)")
@@ -175,19 +175,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="install nothing: without Java or the WireMock jar already here, skip WireMock",
     )
     parser.add_argument("--no-wiremock", action="store_true", help="leave WireMock out")
-    args = parser.parse_args(argv)
-    only = {int(part) for part in args.only.split(",") if part.strip()}
-    tool = args.tool if args.tool != "auto" else ("wrk" if have_wrk() else "python")
-    if tool == "wrk" and not have_wrk():
-        parser.error("wrk is not installed")
-    pin_self()
-    load_before = _loadavg()
-    started = time.perf_counter()
-    began = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    quick = args.quick
-    if tool == "python":
-        print("note: wrk is missing: load comes from bench.loadgen (Python)", file=sys.stderr)
+    return parser
 
+
+def _info(tool: str, load_before: float, with_wiremock: bool) -> dict[str, Any]:
+    """The machine, the load and what the servers were run with, for the table and the JSON."""
+    info = machine(tool)
+    info["loadavg_before"], info["loadavg_after"] = load_before, _loadavg()
+    uses = served_with()
+    info["mock_http"], info["mock_loop"] = uses["mock"]["http"], uses["mock"]["loop"]
+    info["floor_http"], info["floor_loop"] = FLOOR_HTTP, FLOOR_LOOP
+    info["floor_http_seen"], info["floor_loop_seen"] = uses["floor"]["http"], uses["floor"]["loop"]
+    info["mock_cmd"] = " ".join(
+        Path(part).name if i == 0 else part for i, part in enumerate(mock_cmd())
+    )
+    info["wiremock"] = wiremock.describe() if with_wiremock else "not run"
+    return info
+
+
+def _items(
+    tool: str, args: argparse.Namespace, quick: bool
+) -> dict[int, Callable[[], list[Figure]]]:
+    """Each item's run, as the options set it up."""
     runs: dict[int, Callable[[], list[Figure]]] = {
         1: lambda: throughput.run(
             tool,
@@ -208,6 +217,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             journal.Settings(requests=60, warmup=10) if quick else journal.Settings()
         ),
     }
+    return runs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    only = {int(part) for part in args.only.split(",") if part.strip()}
+    tool = args.tool if args.tool != "auto" else ("wrk" if have_wrk() else "python")
+    if tool == "wrk" and not have_wrk():
+        parser.error("wrk is not installed")
+    pin_self()
+    load_before = _loadavg()
+    started = time.perf_counter()
+    began = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    quick = args.quick
+    if tool == "python":
+        print("note: wrk is missing: load comes from bench.loadgen (Python)", file=sys.stderr)
+
+    runs = _items(tool, args, quick)
     figures: list[Figure] = []
     for item in sorted(only):
         try:
@@ -218,16 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             figures.append(failed(item, key, label, unit, exc))
     total = time.perf_counter() - started
 
-    info = machine(tool)
-    info["loadavg_before"], info["loadavg_after"] = load_before, _loadavg()
-    uses = served_with()
-    info["mock_http"], info["mock_loop"] = uses["mock"]["http"], uses["mock"]["loop"]
-    info["floor_http"], info["floor_loop"] = FLOOR_HTTP, FLOOR_LOOP
-    info["floor_http_seen"], info["floor_loop_seen"] = uses["floor"]["http"], uses["floor"]["loop"]
-    info["mock_cmd"] = " ".join(
-        Path(part).name if i == 0 else part for i, part in enumerate(mock_cmd())
-    )
-    info["wiremock"] = wiremock.describe() if 1 in only and not args.no_wiremock else "not run"
+    info = _info(tool, load_before, 1 in only and not args.no_wiremock)
     title = f"jimeng-mockserver benchmarks ({'quick' if quick else 'full'}), {began}"
     lines = [
         title,

@@ -85,34 +85,8 @@ def _generation(host: str, body: dict[str, Any]) -> bytes:
     return raw_request("POST", "/v1/images/generations", host=host, headers=headers, body=payload)
 
 
-def build_requests(
-    host: str, big: list[str], small: list[str], blocks: int = 1
-) -> list[tuple[str, bytes]]:
-    """`blocks` blocks of about a hundred requests of every kind, in the same shuffled order
-    each; the generations' prompts differ from block to block, the rest is the same."""
-    gen = "/v1/images/generations"
-    template: list[tuple[str, Callable[[int], bytes]]] = []
-
-    def generation(i: int) -> Callable[[int], bytes]:
-        def make(block: int) -> bytes:
-            body: dict[str, Any] = {
-                "model": "jimeng-4.5" if i % 2 else "jimeng-4.0",
-                "prompt": f"{SUBJECTS[i % len(SUBJECTS)]} #{i}" + (f" ({block})" if block else ""),
-                "n": 1 + i % 4,
-                **SIZE_FIELDS[i % len(SIZE_FIELDS)],
-            }
-            return _generation(host, body)
-
-        return make
-
-    def same(raw: bytes) -> Callable[[int], bytes]:
-        return lambda block: raw
-
-    template += [("generate", generation(i)) for i in range(40)]
-    b64 = {"model": "jimeng-4.0", "prompt": "b64 soak", "n": 1, "response_format": "b64_json"}
-    template.append(
-        ("generate", same(_generation(host, {**b64, "ratio": "16:9", "resolution": "1k"})))
-    )
+def _invalid_requests(host: str, gen: str) -> list[tuple[str, bytes]]:
+    """Requests the mock refuses: bad bodies, keys, media types, paths and methods."""
 
     def post(body: str, headers: dict[str, str]) -> bytes:
         return raw_request("POST", gen, host=host, headers=headers, body=body)
@@ -143,6 +117,14 @@ def build_requests(
         ("invalid", raw_request("GET", gen, host=host, headers=AUTH)),
         ("invalid", raw_request("GET", "/favicon.ico", host=host)),
     ]
+    return others
+
+
+def _image_and_model_requests(
+    host: str, big: list[str], small: list[str]
+) -> list[tuple[str, bytes]]:
+    """Image fetches (issued URLs and broken ones) and the model routes."""
+    others: list[tuple[str, bytes]] = []
     fetches = [*(small * 2)[:22], *big[:3]]
     others += [("image", raw_request("GET", path, host=host)) for path in fetches]
     others += [("models", raw_request("GET", "/v1/models", host=host, headers=AUTH))] * 5
@@ -158,6 +140,40 @@ def build_requests(
         "/images/jimeng-4.5/64x64",
     ]
     others += [("image-404", raw_request("GET", path, host=host)) for path in bad_images]
+    return others
+
+
+def build_requests(
+    host: str, big: list[str], small: list[str], blocks: int = 1
+) -> list[tuple[str, bytes]]:
+    """`blocks` blocks of about a hundred requests of every kind, in the same shuffled order
+    each; the generations' prompts differ from block to block, the rest is the same."""
+    gen = "/v1/images/generations"
+    template: list[tuple[str, Callable[[int], bytes]]] = []
+
+    def generation(i: int) -> Callable[[int], bytes]:
+        def make(block: int) -> bytes:
+            body: dict[str, Any] = {
+                "model": "jimeng-4.5" if i % 2 else "jimeng-4.0",
+                "prompt": f"{SUBJECTS[i % len(SUBJECTS)]} #{i}" + (f" ({block})" if block else ""),
+                "n": 1 + i % 4,
+                **SIZE_FIELDS[i % len(SIZE_FIELDS)],
+            }
+            return _generation(host, body)
+
+        return make
+
+    def same(raw: bytes) -> Callable[[int], bytes]:
+        return lambda block: raw
+
+    template += [("generate", generation(i)) for i in range(40)]
+    b64 = {"model": "jimeng-4.0", "prompt": "b64 soak", "n": 1, "response_format": "b64_json"}
+    template.append(
+        ("generate", same(_generation(host, {**b64, "ratio": "16:9", "resolution": "1k"})))
+    )
+
+    others = _invalid_requests(host, gen)
+    others += _image_and_model_requests(host, big, small)
     others += [("health", raw_request("GET", "/healthz", host=host))] * 3
     template += [(kind, same(raw)) for kind, raw in others]
     random.Random(42).shuffle(template)
@@ -235,95 +251,59 @@ def soak(
     return result
 
 
-def run(tool: str, settings: Settings) -> list[Figure]:
-    total = settings.total
-    notes: list[str] = []
-    with ServerProcess(mock_cmd()) as mock, step(f"soak: {total:,} mixed requests"):
-        cmdline = Path(f"/proc/{mock.pid}/cmdline").read_text().replace("\0", " ").strip()
-        if "jimeng-mock" not in cmdline:
-            notes.append(f"process {mock.pid} is not the command: {cmdline}")
-        rss_start = rss_kb(mock.pid)
-        host = f"{mock.host}:{mock.port}"
-        prep = 0
-        small: list[str] = []
-        big: list[str] = []
-        with httpx.Client(base_url=mock.url, timeout=60) as client:
-            for fields, urls in [(f, small) for f in SMALL_IMAGES] + [(f, big) for f in BIG_IMAGES]:
-                body = {"model": "jimeng-4.5", "prompt": "soak images", **fields}
-                answer = client.post("/v1/images/generations", json=body, headers=AUTH)
-                prep += 1
-                answer.raise_for_status()
-                urls += [httpx.URL(d["url"]).raw_path.decode() for d in answer.json()["data"]]
-        # Every request of the first block is sent once to learn its status; the other
-        # blocks differ only by the prompts of their generations, which get the same.
-        listed = build_requests(host, big, small, BLOCKS)
-        block = len(listed) // BLOCKS
-        statuses = []
-        for _kind, raw in listed[:block]:
-            statuses.append(send_once(mock.host, mock.port, raw))
-            prep += 1
-        entries = [Entry(kind, raw, statuses[i % block]) for i, (kind, raw) in enumerate(listed)]
-        bad_small = [e for e in entries[:block] if e.kind == "image" and e.status != 200]
-        if bad_small:
-            notes.append(f"{len(bad_small)} image fetches did not answer 200 when checked")
-        requests = [e.raw for e in entries]
-        counts = _chunks(total, prep)
-        mock_soak = soak(tool, mock.url, mock.pid, requests, counts, prep)
-        kids = children(mock.pid)
-    with step("soak floor: the same against the hello-world"), ServerProcess(hello_cmd()) as hello:
-        floor = soak(tool, hello.url, hello.pid, requests, _chunks(total, 0), 0)
-
+def _statuses(entries: list[Entry], mock_soak: Soak) -> tuple[Counter[int], Counter[int]]:
+    """The statuses the soak's answers should have had, by the check, and those they had."""
     expected: Counter[int] = Counter()
     for entry, n in zip(entries, _sent_per_entry(len(entries), mock_soak.sent), strict=True):
         expected[entry.status] += n
     observed: Counter[int] = Counter()
     for phase in mock_soak.phases:
         observed.update(phase.statuses)
-    differing = sum((expected - observed).values())
-    answered = prep + mock_soak.answered
-    server_requests = prep + mock_soak.sent
+    return expected, observed
 
-    mib = 1 / 1024
-    rss_first, rss_end = mock_soak.rss[1], mock_soak.rss[-1]
-    growth = (rss_end["VmRSS"] - rss_first["VmRSS"]) * mib
-    floor_growth = (floor.rss[-1]["VmRSS"] - floor.rss[1]["VmRSS"]) * mib
-    kinds = Counter(e.kind for e in entries[:block])
-    if kids:
-        notes.append(f"the server has child processes {kids}: their memory is not counted")
-    extra = {
-        "server_cmdline": cmdline,
-        "server_pid": mock.pid,
-        "server_children": kids,
-        "threads_at_end": rss_end.get("Threads"),
-        "requests_sent": server_requests,
-        "answers": answered,
-        "prepared_requests": prep,
-        "mix_per_block": dict(kinds),
-        "blocks": BLOCKS,
-        "distinct_requests": len(set(requests)),
-        "statuses_expected": {str(k): v for k, v in sorted(expected.items())},
-        "statuses_observed": {str(k): v for k, v in sorted(observed.items())},
-        "answers_not_as_expected": differing,
-        "rss_kb_at_start": rss_start,
+
+def _checked(host: str, port: int, listed: list[tuple[str, bytes]], block: int) -> list[Entry]:
+    """The requests, each with the status its first block's copy was answered with."""
+    statuses = [send_once(host, port, raw) for _kind, raw in listed[:block]]
+    return [Entry(kind, raw, statuses[i % block]) for i, (kind, raw) in enumerate(listed)]
+
+
+def _samples(mock_soak: Soak, floor: Soak) -> dict[str, Any]:
+    """The memory samples and phases of the soak and of its floor, for the JSON."""
+    return {
         "rss_mb_by_requests": mock_soak.trajectory(),
         "rss_kb_samples": mock_soak.rss,
         "phases": [p.as_json() for p in mock_soak.phases],
         "floor_rss_mb_by_requests": floor.trajectory(),
         "floor_rss_kb_samples": floor.rss,
         "floor_phases": [p.as_json() for p in floor.phases],
-        "notes": notes,
     }
-    how = f"{mock_soak.phases[0].tool}, 1 run of {server_requests:,} requests"
-    path = ", ".join(f"{mb:.1f}" for _, mb in mock_soak.trajectory()[1:])
-    note = (
-        f"{answered:,} answered, {differing} unlike their check; RSS MB after "
-        f"{SAMPLE_AT:,} and each later phase: {path}"
-    )
-    if notes:
-        note += "; " + "; ".join(notes)
+
+
+def _image_paths(url: str) -> tuple[list[str], list[str], int]:
+    """The paths of small and big images the mock issued, and how many requests that took."""
+    prep = 0
+    small: list[str] = []
+    big: list[str] = []
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for fields, urls in [(f, small) for f in SMALL_IMAGES] + [(f, big) for f in BIG_IMAGES]:
+            body = {"model": "jimeng-4.5", "prompt": "soak images", **fields}
+            answer = client.post("/v1/images/generations", json=body, headers=AUTH)
+            prep += 1
+            answer.raise_for_status()
+            urls += [httpx.URL(d["url"]).raw_path.decode() for d in answer.json()["data"]]
+    return small, big, prep
+
+
+def _memory_figures(
+    total: int, mock_soak: Soak, floor: Soak, how: str, note: str, extra: dict[str, Any]
+) -> list[Figure]:
+    """Peak memory and its growth since the first sample, beside the floor's."""
+    mib = 1 / 1024
+    rss_first, rss_end = mock_soak.rss[1], mock_soak.rss[-1]
+    growth = (rss_end["VmRSS"] - rss_first["VmRSS"]) * mib
+    floor_growth = (floor.rss[-1]["VmRSS"] - floor.rss[1]["VmRSS"]) * mib
     floor_label = "hello-world, same requests"
-    warm = min(2, len(mock_soak.done) - 1)  # the sample after the first phase past 1,000
-    warm_at = mock_soak.done[warm]
     return [
         Figure(
             5,
@@ -350,6 +330,26 @@ def run(tool: str, settings: Settings) -> list[Figure]:
             tool=how,
             show_ratio=False,
         ),
+    ]
+
+
+def _figures(
+    total: int,
+    mock_soak: Soak,
+    floor: Soak,
+    distinct: int,
+    how: str,
+    note: str,
+    extra: dict[str, Any],
+) -> list[Figure]:
+    """The soak's figures: peak memory, its growth, and throughput, beside the floor's."""
+    mib = 1 / 1024
+    rss_end = mock_soak.rss[-1]
+    floor_label = "hello-world, same requests"
+    warm = min(2, len(mock_soak.done) - 1)  # the sample after the first phase past 1,000
+    warm_at = mock_soak.done[warm]
+    return [
+        *_memory_figures(total, mock_soak, floor, how, note, extra),
         Figure(
             5,
             "soak.rss_growth_warm",
@@ -361,8 +361,8 @@ def run(tool: str, settings: Settings) -> list[Figure]:
             tool=how,
             show_ratio=False,
             note=(
-                f"no target; by {warm_at:,} requests the list of {len(requests):,} "
-                f"has gone round {warm_at / len(requests):.1f} times"
+                f"no target; by {warm_at:,} requests the list of {distinct:,} "
+                f"has gone round {warm_at / distinct:.1f} times"
             ),
         ),
         Figure(
@@ -377,3 +377,65 @@ def run(tool: str, settings: Settings) -> list[Figure]:
             note="no target",
         ),
     ]
+
+
+def run(tool: str, settings: Settings) -> list[Figure]:
+    total = settings.total
+    notes: list[str] = []
+    with ServerProcess(mock_cmd()) as mock, step(f"soak: {total:,} mixed requests"):
+        cmdline = Path(f"/proc/{mock.pid}/cmdline").read_text().replace("\0", " ").strip()
+        if "jimeng-mock" not in cmdline:
+            notes.append(f"process {mock.pid} is not the command: {cmdline}")
+        rss_start = rss_kb(mock.pid)
+        small, big, prep = _image_paths(mock.url)
+        # Every request of the first block is sent once to learn its status; the other
+        # blocks differ only by the prompts of their generations, which get the same.
+        listed = build_requests(f"{mock.host}:{mock.port}", big, small, BLOCKS)
+        block = len(listed) // BLOCKS
+        entries = _checked(mock.host, mock.port, listed, block)
+        prep += block
+        bad_small = [e for e in entries[:block] if e.kind == "image" and e.status != 200]
+        if bad_small:
+            notes.append(f"{len(bad_small)} image fetches did not answer 200 when checked")
+        requests = [e.raw for e in entries]
+        counts = _chunks(total, prep)
+        mock_soak = soak(tool, mock.url, mock.pid, requests, counts, prep)
+        kids = children(mock.pid)
+    with step("soak floor: the same against the hello-world"), ServerProcess(hello_cmd()) as hello:
+        floor = soak(tool, hello.url, hello.pid, requests, _chunks(total, 0), 0)
+    expected, observed = _statuses(entries, mock_soak)
+    differing = sum((expected - observed).values())
+    answered = prep + mock_soak.answered
+    server_requests = prep + mock_soak.sent
+
+    rss_end = mock_soak.rss[-1]
+    if kids:
+        notes.append(f"the server has child processes {kids}: their memory is not counted")
+    extra = {
+        "server_cmdline": cmdline,
+        "server_pid": mock.pid,
+        "server_children": kids,
+        "threads_at_end": rss_end.get("Threads"),
+        "requests_sent": server_requests,
+        "answers": answered,
+        "prepared_requests": prep,
+        "mix_per_block": dict(Counter(e.kind for e in entries[:block])),
+        "blocks": BLOCKS,
+        "distinct_requests": len(set(requests)),
+        "statuses_expected": {str(k): v for k, v in sorted(expected.items())},
+        "statuses_observed": {str(k): v for k, v in sorted(observed.items())},
+        "answers_not_as_expected": differing,
+        "rss_kb_at_start": rss_start,
+        **_samples(mock_soak, floor),
+        "notes": notes,
+    }
+    how = f"{mock_soak.phases[0].tool}, 1 run of {server_requests:,} requests"
+    path = ", ".join(f"{mb:.1f}" for _, mb in mock_soak.trajectory()[1:])
+    note = "; ".join(
+        [
+            f"{answered:,} answered, {differing} unlike their check; RSS MB after "
+            f"{SAMPLE_AT:,} and each later phase: {path}",
+            *notes,
+        ]
+    )
+    return _figures(total, mock_soak, floor, len(requests), how, note, extra)

@@ -107,6 +107,31 @@ def _answer(mock: ServerProcess) -> tuple[bytes, str]:
     return got.content, got.headers.get("content-type", "application/json")
 
 
+def _warm_wiremock(
+    tool: str, settings: Settings, wm: wiremock.WireMockServer, requests: Requests
+) -> None:
+    with step(f"throughput: WireMock JVM warm-up, {settings.wiremock_warmup:g} s"):
+        run_load(tool, wm.url, requests, connections=CONNECTIONS, duration=settings.wiremock_warmup)
+
+
+def _measure(tool: str, settings: Settings, targets: list[Loaded]) -> None:
+    """A warm-up of the first three targets, then the rounds, each target loaded in turn."""
+    with step(f"throughput: warm-up {settings.warmup:g} s each"):
+        for target in targets[:3]:
+            run_load(
+                tool,
+                target.server.url,
+                target.requests(),
+                connections=CONNECTIONS,
+                duration=settings.warmup,
+            )
+    names = ", ".join(t.name for t in targets)
+    with step(f"throughput: {settings.runs} rounds of {settings.seconds:g} s: {names}"):
+        for _ in range(settings.runs):
+            for target in targets:
+                target.results.append(target.measure(tool, settings.seconds))
+
+
 def run(tool: str, settings: Settings) -> list[Figure]:
     """Round after round, each server loaded in turn, all of them up at once and pinned."""
     tag = uuid.uuid4().hex[:8]  # this benchmark run's: no prompt of another run is reused
@@ -129,8 +154,7 @@ def run(tool: str, settings: Settings) -> list[Figure]:
         same = Loaded("same", mock, lambda: repeated)
         targets = [floor, new, same]
         answer, content_type = _answer(mock)
-        mock_libs = loaded_libraries(mock.pid)
-        floor_libs = loaded_libraries(hello.pid)
+        mock_libs, floor_libs = loaded_libraries(mock.pid), loaded_libraries(hello.pid)
         mock_log_before = len(mock.stderr().splitlines())
         wm: wiremock.WireMockServer | None = None
         try:
@@ -143,28 +167,8 @@ def run(tool: str, settings: Settings) -> list[Figure]:
             if wm is not None:
                 wm_host = f"{wm.host}:{wm.port}"
                 targets.append(Loaded("wiremock", wm, fresh(wm_host)))
-                with step(f"throughput: WireMock JVM warm-up, {settings.wiremock_warmup:g} s"):
-                    run_load(
-                        tool,
-                        wm.url,
-                        new_prompts(wm_host, f"{tag}.warm"),
-                        connections=CONNECTIONS,
-                        duration=settings.wiremock_warmup,
-                    )
-            with step(f"throughput: warm-up {settings.warmup:g} s each"):
-                for target in targets[:3]:
-                    run_load(
-                        tool,
-                        target.server.url,
-                        target.requests(),
-                        connections=CONNECTIONS,
-                        duration=settings.warmup,
-                    )
-            names = ", ".join(t.name for t in targets)
-            with step(f"throughput: {settings.runs} rounds of {settings.seconds:g} s: {names}"):
-                for _ in range(settings.runs):
-                    for target in targets:
-                        target.results.append(target.measure(tool, settings.seconds))
+                _warm_wiremock(tool, settings, wm, new_prompts(wm_host, f"{tag}.warm"))
+            _measure(tool, settings, targets)
         finally:
             if wm is not None:
                 wm.stop()
@@ -190,6 +194,37 @@ def run(tool: str, settings: Settings) -> list[Figure]:
     )
 
 
+class _Notes:
+    """What the figures say of a target's runs, beside the floor's."""
+
+    def __init__(self, floor: Loaded) -> None:
+        self.floor = floor.results
+        self.floor_bad = _bad(floor.results)
+
+    def checked(self, results: list[LoadResult]) -> str | None:
+        bad = _bad(results)
+        return f"{bad:,} answers not 200 (or socket errors)" if bad else None
+
+    def paired(self, results: list[LoadResult], against: list[LoadResult]) -> float:
+        ratios = [m.rps / f.rps for m, f in zip(results, against, strict=True) if f.rps]
+        return median(ratios) or 0.0
+
+    def cpu_note(self, results: list[LoadResult]) -> str:
+        floor = self.floor
+        return (
+            f"server CPU use {median([r.server_cpu for r in results]) or 0:.0%} "
+            f"(floor {median([r.server_cpu for r in floor]) or 0:.0%}), load tool's "
+            f"{median([r.client_cpu for r in results]) or 0:.0%} "
+            f"(floor {median([r.client_cpu for r in floor]) or 0:.0%}); per "
+            f"CPU-second {median([_per_cpu(r) for r in results]) or 0:,.0f}/s "
+            f"(floor {median([_per_cpu(r) for r in floor]) or 0:,.0f}/s)"
+        )
+
+    def bad_note(self, results: list[LoadResult]) -> str:
+        bad = self.floor_bad
+        return f"non-200: {_bad(results)}" + (f" (floor {bad})" if bad else "")
+
+
 def _figures(
     tool: str,
     settings: Settings,
@@ -203,7 +238,6 @@ def _figures(
 ) -> list[Figure]:
     tool_name = floor.results[0].tool
     how = f"{tool_name}, {settings.runs}x{settings.seconds:g}s, {CONNECTIONS} conns"
-    floor_bad = _bad(floor.results)
     uses = info["mock_uses"]
     extra: dict[str, Any] = {
         **info,
@@ -221,34 +255,25 @@ def _figures(
         },
     }
 
-    def checked(results: list[LoadResult]) -> str | None:
-        bad = _bad(results)
-        return f"{bad:,} answers not 200 (or socket errors)" if bad else None
-
-    def paired(results: list[LoadResult], against: list[LoadResult]) -> float:
-        ratios = [m.rps / f.rps for m, f in zip(results, against, strict=True) if f.rps]
-        return median(ratios) or 0.0
-
-    def cpu_note(results: list[LoadResult]) -> str:
-        return (
-            f"server CPU use {median([r.server_cpu for r in results]) or 0:.0%} "
-            f"(floor {median([r.server_cpu for r in floor.results]) or 0:.0%}), load tool's "
-            f"{median([r.client_cpu for r in results]) or 0:.0%} "
-            f"(floor {median([r.client_cpu for r in floor.results]) or 0:.0%}); per "
-            f"CPU-second {median([_per_cpu(r) for r in results]) or 0:,.0f}/s "
-            f"(floor {median([_per_cpu(r) for r in floor.results]) or 0:,.0f}/s)"
-        )
-
-    def bad_note(results: list[LoadResult]) -> str:
-        return f"non-200: {_bad(results)}" + (f" (floor {floor_bad})" if floor_bad else "")
-
+    notes = _Notes(floor)
     log_lines = info["mock_log_lines_during_load"]
     mock_note = (
         f"mock: `jimeng-mock --port 0` (defaults), served with {uses['http']} + {uses['loop']}; "
         f"it wrote {log_lines:,} log lines during the load"
         + (" (a log line per request?)" if log_lines > 100 else "")
     )
-    figures = [
+    return [
+        *_new_figures(new, floor, how, notes, extra, mock_note),
+        *_same_figures(same, floor, how, notes),
+        *_wiremock_figures(settings, new, floor, wm, found, wiremock_problem, how, notes),
+    ]
+
+
+def _new_figures(
+    new: Loaded, floor: Loaded, how: str, notes: _Notes, extra: dict[str, Any], mock_note: str
+) -> list[Figure]:
+    """A new prompt each request: throughput, p99, throughput per CPU-second."""
+    return [
         Figure(
             1,
             "generations.new.rps",
@@ -259,11 +284,12 @@ def _figures(
             floor_label=FLOOR_LABEL,
             target=Target(">=", FLOOR_RATIO, on="ratio"),
             tool=how,
-            check_failed=checked(new.results),
+            check_failed=notes.checked(new.results),
             note=(
-                f"{bad_note(new.results)}; {extra['distinct_bodies_sent']:,} bodies, none "
-                f"repeated; median run-by-run ratio {paired(new.results, floor.results):.2f}; "
-                f"{cpu_note(new.results)}; {mock_note}"
+                f"{notes.bad_note(new.results)}; {extra['distinct_bodies_sent']:,} bodies, none "
+                f"repeated; median run-by-run ratio "
+                f"{notes.paired(new.results, floor.results):.2f}; "
+                f"{notes.cpu_note(new.results)}; {mock_note}"
             ),
             extra=extra,
         ),
@@ -277,7 +303,7 @@ def _figures(
             floor_label=FLOOR_LABEL,
             target=Target("<", P99_MS),
             tool=how,
-            check_failed=checked(new.results),
+            check_failed=notes.checked(new.results),
         ),
         Figure(
             1,
@@ -293,6 +319,12 @@ def _figures(
                 "processes share its CPU, which lowers the plain figure"
             ),
         ),
+    ]
+
+
+def _same_figures(same: Loaded, floor: Loaded, how: str, notes: _Notes) -> list[Figure]:
+    """One repeated body: throughput and p99."""
+    return [
         Figure(
             1,
             "generations.same.rps",
@@ -303,10 +335,10 @@ def _figures(
             floor_label=FLOOR_LABEL,
             target=Target(">=", FLOOR_RATIO, on="ratio"),
             tool=how,
-            check_failed=checked(same.results),
+            check_failed=notes.checked(same.results),
             note=(
-                f"{bad_note(same.results)}; median run-by-run ratio "
-                f"{paired(same.results, floor.results):.2f}; {cpu_note(same.results)}"
+                f"{notes.bad_note(same.results)}; median run-by-run ratio "
+                f"{notes.paired(same.results, floor.results):.2f}; {notes.cpu_note(same.results)}"
             ),
         ),
         Figure(
@@ -319,30 +351,46 @@ def _figures(
             floor_label=FLOOR_LABEL,
             target=Target("<", P99_MS),
             tool=how,
-            check_failed=checked(same.results),
+            check_failed=notes.checked(same.results),
         ),
     ]
+
+
+def _wiremock_skipped(why: str) -> list[Figure]:
+    return [
+        Figure(
+            1,
+            "generations.wiremock.rps",
+            "WireMock, static stub, a new prompt each request",
+            "req/s",
+            skipped=f"WireMock not measured: {why}",
+        ),
+        Figure(
+            1,
+            "generations.new_vs_wiremock",
+            "  mock new-prompt req/s / WireMock's",
+            "req/s",
+            target=Target(">=", WIREMOCK_RATIO, on="ratio"),
+            skipped=f"WireMock not measured: {why}",
+        ),
+    ]
+
+
+def _wiremock_figures(
+    settings: Settings,
+    new: Loaded,
+    floor: Loaded,
+    wm: Loaded | None,
+    found: wiremock.Setup,
+    wiremock_problem: str | None,
+    how: str,
+    notes: _Notes,
+) -> list[Figure]:
+    """WireMock's throughput and the mock's beside it, or why they were not measured."""
+    figures: list[Figure] = []
     wm_label = f"WireMock {found.wiremock_version or wiremock.VERSION}, static stub, CPU 0"
     if wm is None:
-        why = wiremock_problem or "not measured"
-        figures += [
-            Figure(
-                1,
-                "generations.wiremock.rps",
-                "WireMock, static stub, a new prompt each request",
-                "req/s",
-                skipped=f"WireMock not measured: {why}",
-            ),
-            Figure(
-                1,
-                "generations.new_vs_wiremock",
-                "  mock new-prompt req/s / WireMock's",
-                "req/s",
-                target=Target(">=", WIREMOCK_RATIO, on="ratio"),
-                skipped=f"WireMock not measured: {why}",
-            ),
-        ]
-        return figures
+        return _wiremock_skipped(wiremock_problem or "not measured")
     wm_runs = [r.rps for r in wm.results]
     figures += [
         Figure(
@@ -354,10 +402,10 @@ def _figures(
             floor_runs=[r.rps for r in floor.results],
             floor_label=FLOOR_LABEL,
             tool=how,
-            check_failed=checked(wm.results),
+            check_failed=notes.checked(wm.results),
             note=(
                 f"no target; {found.describe()}; p99 {median(_p99(wm.results)) or 0:.2f} ms; "
-                f"{bad_note(wm.results)}; {cpu_note(wm.results)}; after a "
+                f"{notes.bad_note(wm.results)}; {notes.cpu_note(wm.results)}; after a "
                 f"{settings.wiremock_warmup:g} s warm-up; {' '.join(wiremock.JVM_OPTIONS)} "
                 f"{' '.join(wiremock.WIREMOCK_OPTIONS)}"
             ),
@@ -372,8 +420,8 @@ def _figures(
             floor_label=wm_label,
             target=Target(">=", WIREMOCK_RATIO, on="ratio"),
             tool=how,
-            check_failed=checked(new.results) or checked(wm.results),
-            note=f"median run-by-run ratio {paired(new.results, wm.results):.2f}",
+            check_failed=notes.checked(new.results) or notes.checked(wm.results),
+            note=f"median run-by-run ratio {notes.paired(new.results, wm.results):.2f}",
         ),
     ]
     return figures
