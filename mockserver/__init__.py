@@ -6,12 +6,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mockserver.app import create_app
     from mockserver.config import MockConfig
     from mockserver.engine.api import MockSession
     from mockserver.errors import ApiError, ConfigError
     from mockserver.harness.remote import RemoteMock
     from mockserver.harness.server import MockServer
-    from mockserver.web.app import create_app
 
 __all__ = [
     "ApiError",
@@ -32,7 +32,7 @@ _HOMES = {
     "MockServer": "mockserver.harness.server",
     "MockSession": "mockserver.engine.api",
     "RemoteMock": "mockserver.harness.remote",
-    "create_app": "mockserver.web.app",
+    "create_app": "mockserver.app",
 }
 
 

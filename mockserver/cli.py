@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from mockserver import options
+from mockserver.app import create_app
 from mockserver.config import MockConfig
 from mockserver.errors import ConfigError
-from mockserver.web.app import create_app
 from mockserver.web.uvicorn_glue import ServeOptions, base_url, bind_socket, serve, serve_workers
 
 DESCRIPTION = "A deterministic stand-in for the Jimeng image-generation API."

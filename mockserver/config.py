@@ -42,6 +42,7 @@ class MockConfig:
     created: int | Literal["now"] = options.field("created")
     public_url: str | None = options.field("public_url")
     strict: bool = options.field("strict")
+    ark: bool = options.field("ark")
     sizes: Path | None = options.field("sizes")
     errors: Path | None = options.field("errors")
     # None (not given): DEFAULT_SECRET on loopback; beyond it, `random_secret()`.

@@ -260,6 +260,14 @@ SERVE = (
         help="reject request fields the API document does not define (`unknown_parameter`)",
     ),
     Option(
+        "ark",
+        CONTRACT,
+        form="switch",
+        default=False,
+        help="also answer Ark's own route, `POST /api/v3/images/generations`, in Ark's shapes "
+        "(docs/ark.md)",
+    ),
+    Option(
         "sizes",
         CONTRACT,
         parse=Path,

@@ -11,9 +11,9 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from mockserver import ConfigError, MockConfig, create_app
+from mockserver.app import ROUTES
 from mockserver.contract.schemas import data_dir, read_data_file, registry, schema_validator
 from mockserver.errors import REQUIRED_CODES
-from mockserver.web.routes import ROUTES
 
 SCHEMAS = Path(__file__).parent.parent / "schemas"
 

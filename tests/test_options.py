@@ -41,6 +41,7 @@ SAMPLES: dict[str, tuple[list[str], Any]] = {
     "created": (["--created", "now"], "now"),
     "public_url": (["--public-url", "http://proxy/mock/"], "http://proxy/mock"),
     "strict": (["--strict"], True),
+    "ark": (["--ark"], True),
     "sizes": (["--sizes", "s.json"], Path("s.json")),
     "errors": (["--errors", "e.json"], Path("e.json")),
     "secret": (["--secret", "mine"], "mine"),

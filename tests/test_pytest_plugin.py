@@ -78,7 +78,7 @@ def test_loading_the_plugin_imports_no_server_code() -> None:
     probe = (
         "import sys, mockserver.harness.pytest_plugin; "
         "print(sorted(m for m in ('starlette', 'uvicorn', 'PIL', 'jsonschema',"
-        " 'mockserver.web.app') if m in sys.modules))"
+        " 'mockserver.web.app', 'mockserver.app') if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True

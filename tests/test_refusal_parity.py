@@ -26,7 +26,8 @@ import httpx
 import pytest
 
 from mockserver import MockServer
-from mockserver.web.routes import GENERATIONS, ROUTES
+from mockserver.app import ROUTES
+from mockserver.web.routes import GENERATIONS
 
 KEY = "sk-right-key-0001"
 OPTIONS: dict[str, Any] = {"api_keys": [KEY], "strict": True, "max_body": 4096}

@@ -269,7 +269,7 @@ def test_every_file_with_smoke_tests_runs_in_make_lowest() -> None:
 
 SUPERVISE = """
 import sys
-from mockserver.web.app import create_app
+from mockserver.app import create_app
 from mockserver.config import MockConfig
 from mockserver.web.uvicorn_glue import ServeOptions, bind_socket, serve_workers
 

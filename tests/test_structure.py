@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mockserver.web.app import create_app
-from mockserver.web.routes import ROUTES
+from mockserver.app import ROUTES, create_app
 
 PACKAGE = Path(__file__).resolve().parent.parent / "mockserver"
 MODULES = sorted(PACKAGE.rglob("*.py"))
@@ -366,6 +365,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("record", ("record",)),
     ("engine", ("engine",)),
     ("web", ("web",)),
+    ("dialects", ("dialects",)),
+    ("assembly", ("app",)),
     ("harness", ("harness",)),
     ("top", ("cli", "__init__", "__main__")),
 )
@@ -425,6 +426,25 @@ def test_a_module_importing_upwards_is_caught() -> None:
         "mockserver.config (settings) imports mockserver.contract.schemas (contract)",
         "mockserver.record.journal (record) imports mockserver.web.pipeline (web)",
     ]
+
+
+ENGINE = ("contract", "answers", "record", "engine", "web")
+
+
+def test_the_engine_imports_no_dialect() -> None:
+    """A dialect is a module of `dialects/` and its data: the engine is handed the dialects by
+    the app's assembly, and names none of them."""
+    engine = [path for path in MODULES if where(path).split("/")[0] in ENGINE]
+    assert len(engine) > 30
+    naming = {
+        f"{where(path)} imports {name}"
+        for path in engine
+        for name in _dependencies(path) | _imported(path)
+        if name == "mockserver.dialects" or name.startswith("mockserver.dialects.")
+    }
+    assert naming == set()
+    # and the check sees one that does
+    assert layer_violations({"mockserver.web.app": {"mockserver.dialects.openai"}}) != []
 
 
 def test_every_subpackage_is_a_layer() -> None:

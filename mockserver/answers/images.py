@@ -6,6 +6,7 @@ import colorsys
 import functools
 import hashlib
 import hmac
+import io
 import random
 import re
 import struct
@@ -23,7 +24,12 @@ from mockserver.options import DEFAULT_SECRET
 RENDER_VERSION = 2
 MAX_SIDE = 16384
 
-_NAME = re.compile(r"(?P<seed>[0-9a-f]{16})-(?P<index>[1-9][0-9]{0,2})-(?P<sig>[0-9a-f]{16})\.png")
+_NAME = re.compile(
+    r"(?P<seed>[0-9a-f]{16})-(?P<index>[1-9][0-9]{0,2})(?:-(?P<tag>w|j|wj))?"
+    r"-(?P<sig>[0-9a-f]{16})\.(?P<ext>png|jpeg)"
+)
+MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg"}
+WATERMARK = "AI generated"
 _SIZE = re.compile(r"(?P<width>[1-9][0-9]{0,4})x(?P<height>[1-9][0-9]{0,4})")
 _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -37,10 +43,22 @@ class ImageSpec:
     height: int
     seed: str
     index: int
+    watermark: bool = False  # a visible mark in the bottom-right corner
+    kind: str = "png"  # or "jpeg"
+
+    @property
+    def tag(self) -> str:
+        """What sets the image apart from the plain PNG of its size and seed ("" for that)."""
+        return ("w" if self.watermark else "") + ("j" if self.kind == "jpeg" else "")
 
     @property
     def key(self) -> str:
-        return f"{self.model}/{self.width}x{self.height}/{self.seed}-{self.index}"
+        tag = f"-{self.tag}" if self.tag else ""
+        return f"{self.model}/{self.width}x{self.height}/{self.seed}-{self.index}{tag}"
+
+    @property
+    def media_type(self) -> str:
+        return MEDIA_TYPES[self.kind]
 
 
 class ImageSigner:
@@ -77,7 +95,7 @@ class ImageSigner:
 
     def path(self, spec: ImageSpec) -> str:
         key = spec.key
-        return f"/images/{key}-{self._sign(key)}.png"
+        return f"/images/{key}-{self._sign(key)}.{spec.kind}"
 
     def etag(self, spec: ImageSpec) -> str:
         tag = hashlib.sha256(
@@ -91,13 +109,18 @@ class ImageSigner:
         name_match = _NAME.fullmatch(name)
         if not (_MODEL.fullmatch(model) and size_match and name_match):
             raise ApiError("image_not_found", path=path, detail="not an image URL of this mock")
+        tag = name_match["tag"] or ""
         spec = ImageSpec(
             model=model,
             width=int(size_match["width"]),
             height=int(size_match["height"]),
             seed=name_match["seed"],
             index=int(name_match["index"]),
+            watermark="w" in tag,
+            kind="jpeg" if "j" in tag else "png",
         )
+        if spec.kind != name_match["ext"]:
+            raise ApiError("image_not_found", path=path, detail="not an image URL of this mock")
         if not hmac.compare_digest(self._sign(spec.key), name_match["sig"]):
             raise ApiError(
                 "image_not_found", path=path, detail="the signature does not match the URL"
@@ -116,7 +139,26 @@ def _colour(hue: float, saturation: float, value: float) -> list[int]:
 
 def render_spec(spec: ImageSpec) -> bytes:
     lines = [spec.model, f"{spec.width} x {spec.height}", f"#{spec.index}  {spec.seed[:8]}"]
-    return render_placeholder(spec.width, spec.height, f"{spec.seed}-{spec.index}", lines)
+    png = render_placeholder(spec.width, spec.height, f"{spec.seed}-{spec.index}", lines)
+    return png if not spec.tag else _finished(png, spec)
+
+
+def _finished(png: bytes, spec: ImageSpec) -> bytes:
+    """The placeholder with its watermark drawn, in its format."""
+    with Image.open(io.BytesIO(png)) as opened:
+        image = opened.convert("RGB")
+    if spec.watermark:
+        draw = ImageDraw.Draw(image)
+        size = max(8, min(spec.width, spec.height) // 24)
+        font = _font(size)
+        pad = size // 2
+        width = round(font.getlength(WATERMARK))
+        left, top = spec.width - width - 2 * pad, spec.height - size - 3 * pad
+        draw.rectangle([left, top, spec.width - 1, spec.height - 1], fill=(0, 0, 0))
+        draw.text((left + pad, top + pad), WATERMARK, font=font, fill=(255, 255, 255))
+    out = io.BytesIO()
+    image.save(out, format="JPEG" if spec.kind == "jpeg" else "PNG", quality=85)
+    return out.getvalue()
 
 
 # Palette indexes of the 2-bit image, and a byte of four border pixels.

@@ -8,11 +8,11 @@ from typing import Any
 
 from mockserver import options as table
 from mockserver.answers.faults import QueuedFault
+from mockserver.app import create_app
 from mockserver.config import MockConfig
 from mockserver.engine.api import Served
 from mockserver.engine.state import MockState
 from mockserver.options import DEFAULT_API_KEY
-from mockserver.web.app import create_app
 from mockserver.web.uvicorn_glue import ServeOptions, ThreadServer, base_url, bind_socket
 
 

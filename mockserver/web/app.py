@@ -1,8 +1,8 @@
-"""The ASGI app: the mock's parts put together."""
+"""The ASGI app: the mock's parts put together, with the API dialects it is handed."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -12,19 +12,22 @@ from mockserver.config import MockConfig
 from mockserver.engine.state import MockState
 from mockserver.errors import ApiError
 from mockserver.web.cors import Cors
+from mockserver.web.dialect import Dialect
 from mockserver.web.openapi import build_document
 from mockserver.web.pipeline import Journaled, on_api_error, on_http_error, on_server_error
-from mockserver.web.routes import RouteTable
+from mockserver.web.routes import SERVICE, RouteTable
 from mockserver.web.uvicorn_glue import KeepTransport
 
 
-def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
-    """The mock as an ASGI app. Pass a `MockConfig`, or its fields as keyword arguments."""
-    if config is not None and options:
-        raise TypeError("pass either a MockConfig or keyword options, not both")
-    state = MockState(config or MockConfig.of("create_app", options))
-    table = RouteTable()
-    middleware = [Middleware(KeepTransport), Middleware(Journaled, state=state)]
+def build_app(config: MockConfig, dialects: Sequence[Dialect]) -> Starlette:
+    """The mock as an ASGI app answering `dialects` beside its service routes."""
+    state = MockState(config)
+    table = RouteTable([*(spec for d in dialects for spec in d.routes), *SERVICE])
+    prefixes = tuple(d.prefix for d in dialects)
+    middleware = [
+        Middleware(KeepTransport),
+        Middleware(Journaled, state=state, prefixes=prefixes),
+    ]
     if state.config.cors:
         # Outermost: a preflight is answered before the journal sees it.
         middleware.insert(0, Middleware(Cors, origins=state.config.cors, table=table))
@@ -41,8 +44,10 @@ def create_app(config: MockConfig | None = None, **options: Any) -> Starlette:
     app.router.redirect_slashes = False
     app.state.mock = state
     app.state.routes = table
+    app.state.dialects = tuple(dialects)
     app.state.renderer = state.renderer
+    documented = [spec for spec in table.specs if spec.documented]
     app.state.openapi = build_document(
-        table.specs, state.contract, state.catalogue, state.faults, cors=state.config.cors
+        documented, state.contract, state.catalogue, state.faults, cors=state.config.cors
     )
     return app

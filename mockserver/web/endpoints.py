@@ -375,7 +375,7 @@ async def get_image(request: Request) -> Response:
     if headers["ETag"] in wanted or "*" in wanted:
         return Response(status_code=304, headers=headers)
     png = await mock.renderer.png(spec, lambda: render_spec(spec))
-    return Response(png, media_type="image/png", headers=headers)
+    return Response(png, media_type=spec.media_type, headers=headers)
 
 
 async def healthz(request: Request) -> Response:

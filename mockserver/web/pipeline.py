@@ -1,8 +1,9 @@
 """The path every API request takes around its endpoint: the outcome of each request made
 once and recorded once, the error envelope for every way a request can fail.
 
-`Journaled` wraps the app. For each request to `/v1/...` it notes the request's `Arrival`
-(its journal id, taken as it begins, and epoch; its session) and opens its `Connection`
+`Journaled` wraps the app. For each request under a dialect's prefix (`/v1/...`) it notes
+the request's `Arrival` (its journal id, taken as it begins, and epoch; its session) and
+opens its `Connection`
 (`mockserver.web.connection`: the body read against the read timeout, the client's leaving).
 The endpoint (`api`) returns the request's `Outcome`, or raises an ApiError carrying it,
 which the error handlers answer in the envelope; either way the outcome is concluded in the
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mockserver.contract.sessions import DEFAULT_SESSION, session_of
@@ -51,6 +52,7 @@ from mockserver.record.outcome import (
     refused,
 )
 from mockserver.web.connection import BodyTimeout, Connection, NoAnswer, State, receive_by
+from mockserver.web.dialect import dialect_of
 from mockserver.web.uvicorn_glue import read_timeout_of
 
 if TYPE_CHECKING:
@@ -59,7 +61,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("mockserver")
 
 OUTCOME = "jimeng.outcome"  # the scope key of the request's concluded Outcome
-JOURNALED = "/v1/"  # the routes whose requests are recorded
 REQUEST_ID_HEADER = b"x-request-id"  # every answer to a journaled request has one
 WARNINGS_HEADER_LIMIT = 2000
 
@@ -98,18 +99,20 @@ _CLOSE = {"Connection": "close"}
 
 
 class Journaled:
-    """ASGI middleware: records every `/v1/...` request in the journal, once, and times the
-    reading of every request's body (a body late past the server's read timeout is a 408)."""
+    """ASGI middleware: records every request under one of `prefixes` (the dialects' API
+    routes) in the journal, once, and times the reading of every request's body (a body
+    late past the server's read timeout is a 408)."""
 
-    def __init__(self, app: ASGIApp, state: MockState) -> None:
+    def __init__(self, app: ASGIApp, state: MockState, prefixes: tuple[str, ...]) -> None:
         self.app = app
         self.state = state
+        self.prefixes = prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if not scope["path"].startswith(JOURNALED):
+        if not scope["path"].startswith(self.prefixes):
             await self._unjournaled(scope, receive, send)
             return
         try:
@@ -263,8 +266,14 @@ def error_response(scope: Scope, error: ApiError) -> Response:
     catalogue: ErrorCatalogue = scope["app"].state.mock.catalogue
     message = catalogue.message(error)
     so_far = error.outcome if isinstance(error, Refused) else begun(scope)
-    conclude(scope, replace(so_far, error=ErrorNote(error.code, message, error.param)))
-    return catalogue.response(error, message)
+    outcome = replace(so_far, error=ErrorNote(error.code, message, error.param))
+    conclude(scope, outcome)
+    dialect = dialect_of(scope)
+    if dialect is None or dialect.envelope is None:
+        return catalogue.response(error, message)
+    kind = catalogue.kinds[error.code]
+    body = dialect.envelope(error, kind, message, outcome.mock_request_id)
+    return JSONResponse(body, status_code=kind.status, headers=error.headers)
 
 
 async def on_api_error(request: Request, exc: Exception) -> Response:

@@ -1,4 +1,6 @@
-"""The route table: every route of the mock, declared once.
+"""The route table: every route of the mock, declared once: the service's routes here
+(`SERVICE`), each API dialect's in its module (`mockserver.dialects`), put together by the
+app's assembly.
 
 Each entry names its path, method, endpoint, its operation in the OpenAPI document
 (`schemas/openapi.json` has the text of each, by operationId) and the error codes it can
@@ -7,7 +9,7 @@ made from it. Besides its own codes, every operation answers 405 `method_not_all
 its path called with a method it does not have; generation also answers the error codes of
 the fault catalogue's faults. `server_error`, a bug of the mock, is listed on generation
 only, where 500 is documented for the `upstream_error` and `stub_error` it answers on
-purpose. Requests to the routes under `/v1/` are recorded in the journal.
+purpose. Requests to a dialect's API routes are recorded in the journal.
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ from dataclasses import dataclass
 
 from starlette.routing import BaseRoute, Route
 
-from mockserver.web import admin, endpoints, proxy
-from mockserver.web.pipeline import JOURNALED, Endpoint, api
+from mockserver.web import admin, endpoints
+from mockserver.web.pipeline import Endpoint
 
 ADMIN = ("admin_forbidden", "unknown_parameter")  # every admin route: the guard, ?unknown=
 FILTERS = ("invalid_value",)  # ?status=, ?limit= that are not whole numbers
 BODY = ("unsupported_media_type", "request_too_large", "invalid_json", "request_timeout")
-GENERATIONS = "/v1/images/generations"
+GENERATIONS = "/v1/images/generations"  # where the OpenAPI text documents generation
 
 
 @dataclass(frozen=True)
@@ -35,17 +37,16 @@ class RouteSpec:
     operation: str  # its operationId, the key of its text in schemas/openapi.json
     errors: tuple[str, ...]  # the error codes it answers, besides method_not_allowed
     tag: str
-
-    @property
-    def journaled(self) -> bool:
-        return self.path.startswith(JOURNALED)
+    documented: bool = True  # whether /openapi.json has it
 
     @property
     def methods(self) -> tuple[str, ...]:
         return (self.method, "HEAD") if self.method == "GET" else (self.method,)
 
 
-def _api(path: str, method: str, endpoint: Endpoint, operation: str, *errors: str) -> RouteSpec:
+def api_route(
+    path: str, method: str, endpoint: Endpoint, operation: str, *errors: str
+) -> RouteSpec:
     # Every journaled route reads X-Mock-Session: a bad one is a 400 invalid_value.
     session = () if "invalid_value" in errors else ("invalid_value",)
     return RouteSpec(path, method, endpoint, operation, (*errors, *session), "api")
@@ -55,41 +56,7 @@ def _admin(path: str, method: str, endpoint: Endpoint, operation: str, *errors: 
     return RouteSpec(path, method, endpoint, operation, (*ADMIN, *errors), "admin")
 
 
-ROUTES: tuple[RouteSpec, ...] = (
-    _api(
-        GENERATIONS,
-        "POST",
-        api(endpoints.generate_images, proxy.generate_images),
-        "createImages",
-        "invalid_api_key",
-        "rate_limit_exceeded",
-        *BODY,
-        "missing_required_parameter",
-        "invalid_value",
-        "unknown_parameter",  # --strict only; left out of a lenient mock's document
-        "model_not_found",
-        "stub_error",
-        "server_busy",  # b64_json, when more renders wait than --render-queue allows
-        "server_error",
-    ),
-    _api(
-        "/v1/models",
-        "GET",
-        api(endpoints.list_models, proxy.list_models),
-        "listModels",
-        "invalid_api_key",
-        "rate_limit_exceeded",
-    ),
-    _api(
-        "/v1/models/{model}",
-        "GET",
-        api(endpoints.retrieve_model, proxy.retrieve_model),
-        "retrieveModel",
-        "invalid_api_key",
-        "rate_limit_exceeded",
-        "model_not_found",
-        "not_found",  # an empty or slashed model makes a URL no route has
-    ),
+SERVICE: tuple[RouteSpec, ...] = (
     RouteSpec(
         "/images/{model}/{size}/{name}",
         "GET",
@@ -131,7 +98,7 @@ ROUTES: tuple[RouteSpec, ...] = (
 class RouteTable:
     """The Starlette routes of a table, and which methods each path has."""
 
-    def __init__(self, specs: Iterable[RouteSpec] = ROUTES) -> None:
+    def __init__(self, specs: Iterable[RouteSpec]) -> None:
         self.specs = tuple(specs)
         self.routes: list[BaseRoute] = [
             Route(spec.path, spec.endpoint, methods=[spec.method]) for spec in self.specs

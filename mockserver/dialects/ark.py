@@ -1,0 +1,219 @@
+"""Ark's own dialect (Volcengine Ark, Seedream 4.0 and 4.5): `POST /api/v3/images/generations`.
+
+A request passes the engine's checks in their one order (the key and --rpm, the X-Mock-*
+headers, the body), then Ark's rules (`ark_contract`); the plan (faults, stubs, chaos,
+latency) is the engine's. The answer is `{model, created, data: [{url | b64_json, size}],
+usage}`, its images (JPEG unless `output_format: png`, watermarked unless `watermark:
+false`) served at their signed URLs; errors are in Ark's envelope `{"error": {"code",
+"message", "param", "type"}}`, the message ending with the answer's request id."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from mockserver.answers.images import ImageSpec, render_spec
+from mockserver.answers.plan import Asked
+from mockserver.dialects import ark_stream
+from mockserver.dialects.ark_contract import ArkGeneration, checked, rules
+from mockserver.engine.state import MockState
+from mockserver.errors import ApiError, ErrorKind
+from mockserver.record.outcome import Outcome, begun, carrying, refused
+from mockserver.web.bodies import Sent
+from mockserver.web.connection import DroppedConnection
+from mockserver.web.dialect import Dialect
+from mockserver.web.endpoints import (
+    authenticate,
+    base_url,
+    injected,
+    mock_headers,
+    mock_of,
+    plan_headers,
+    waited,
+)
+from mockserver.web.pipeline import api
+from mockserver.web.routes import BODY, RouteSpec, api_route
+
+PREFIX = "/api/v3/"
+GENERATIONS = PREFIX + "images/generations"
+
+
+def envelope(error: ApiError, kind: ErrorKind, message: str, request_id: str) -> dict[str, Any]:
+    """Ark's envelope of one of the mock's errors: Ark's code and type for the mock's."""
+    code, kind_type = rules().codes.get(error.code, (error.code, kind.type))
+    body = {"code": code, "message": f"{message} Request id: {request_id}", "param": error.param}
+    return {"error": {**body, "type": kind_type}}
+
+
+async def asked(request: Request, mock: MockState) -> tuple[dict[str, Any], ArkGeneration, Asked]:
+    """The checks of a request in their one order, then Ark's rules; what it asks the plan."""
+    begin = begun(request.scope)
+    try:
+        authenticate(mock, request.headers)
+        fault, latency = mock_headers(mock, request.headers)
+        body = await Sent(request, mock.config.max_body).json_object()
+    except ApiError as exc:
+        raise refused(exc, begin) from None
+    with carrying(replace(begin, body=body)):
+        generation = checked(rules(), body)
+    chaos_delay, chaos_fault = mock.draw_chaos()
+    session = begin.arrival.session
+    plan = Asked(
+        body, request.headers, generation.count, fault, latency, chaos_delay, chaos_fault, session
+    )
+    return body, generation, plan
+
+
+async def generate_images(request: Request) -> Outcome:
+    mock = mock_of(request)
+    body, generation, asking = await asked(request, mock)
+    outcome = replace(begun(request.scope), body=body)
+    with carrying(outcome):
+        outcome = replace(outcome, plan=mock.plan(asking))
+    # A stream waits before each image instead (ark_stream).
+    if not generation.stream and not await waited(request, outcome):
+        return outcome  # the connection went while the answer waited
+    return await answer(request, mock, generation, outcome)
+
+
+def specs(generation: ArkGeneration, count: int) -> list[ImageSpec]:
+    g = generation
+    return [
+        ImageSpec(g.model, g.width, g.height, g.seed, i, g.watermark, g.kind)
+        for i in range(1, count + 1)
+    ]
+
+
+async def answer(
+    request: Request, mock: MockState, generation: ArkGeneration, outcome: Outcome
+) -> Outcome:
+    """The answer the plan decided: an injected error, no answer, a stub's, or the images."""
+    plan = outcome.plan
+    assert plan is not None
+    headers = plan_headers(plan)
+    fault = plan.fault
+    if fault is not None and fault.action == "error":
+        raise refused(injected(fault, plan, headers), outcome)
+    base = mock.config.public_url or base_url(request)
+    urls = [base + mock.signer.path(spec) for spec in specs(generation, plan.urls)]
+    if generation.stream and (plan.stub is None or plan.stub.fault is not None):
+        return streamed(request, mock, generation, outcome, urls, headers)
+    if fault is not None and fault.action == "disconnect":
+        return replace(outcome, response=DroppedConnection())
+    with carrying(outcome):
+        made = await data(mock, generation, plan.count, urls)
+        values = {"base": base, "created": mock.config.created_at(), "data": made}
+        if plan.stub is not None and plan.stub.fault is None:
+            return stub_answer(outcome, generation, urls, headers, values)
+    payload = {
+        "model": generation.model,
+        "created": values["created"],
+        "data": made,
+        "usage": usage(generation, len(made)),
+    }
+    response: Response = JSONResponse(payload, headers=headers)
+    if fault is not None and fault.action == "malformed":
+        text = json.dumps(payload)
+        response = Response(text[: len(text) // 2], media_type="application/json", headers=headers)
+    return replace(outcome, images=tuple(urls[: plan.count]), response=response)
+
+
+async def data(
+    mock: MockState,
+    generation: ArkGeneration,
+    count: int,
+    urls: list[str],
+    first: ImageSpec | None = None,
+) -> list[dict[str, Any]]:
+    """Each image's URL (or its bytes, with `response_format: b64_json`) and its size; the
+    images from `first` on, if given."""
+    size = f"{generation.width}x{generation.height}"
+    if generation.response_format != "b64_json":
+        return [{"url": url, "size": size} for url in urls[:count]]
+    made = []
+    for spec in [first] if first is not None else specs(generation, count):
+        image = await mock.renderer.png(spec, functools.partial(render_spec, spec))
+        made.append({"b64_json": base64.b64encode(image).decode(), "size": size})
+    return made
+
+
+def streamed(
+    request: Request,
+    mock: MockState,
+    generation: ArkGeneration,
+    outcome: Outcome,
+    urls: list[str],
+    headers: dict[str, str],
+) -> Outcome:
+    """The answer as Server-Sent Events, each image's as it is made (`ark_stream`)."""
+    plan = outcome.plan
+    assert plan is not None
+    image_specs = specs(generation, plan.count)
+
+    async def image(index: int) -> dict[str, Any]:
+        made = await data(mock, generation, 1, urls[index : index + 1], image_specs[index])
+        return made[0]
+
+    common = {"model": generation.model, "created": mock.config.created_at()}
+    stream = ark_stream.events(
+        request.scope,
+        plan.count,
+        plan.delay_ms / 1000,
+        image,
+        common,
+        usage(generation, plan.count),
+    )
+    cut = plan.fault is not None and plan.fault.action == "disconnect"
+    response = ark_stream.EventStream(stream, headers, cut=cut)
+    return replace(outcome, images=tuple(urls[: plan.count]), response=response)
+
+
+def usage(generation: ArkGeneration, count: int) -> dict[str, int]:
+    tokens = round(count * generation.width * generation.height / 256)
+    return {"generated_images": count, "output_tokens": tokens, "total_tokens": tokens}
+
+
+def stub_answer(
+    outcome: Outcome,
+    generation: ArkGeneration,
+    urls: list[str],
+    headers: Mapping[str, str],
+    values: dict[str, Any],
+) -> Outcome:
+    """A stub's canned answer, its placeholders filled in from the request."""
+    stub = outcome.plan.stub if outcome.plan is not None else None
+    assert stub is not None
+    canned = stub.render({**values, "prompt": generation.prompt, "model": generation.model}, urls)
+    text = json.dumps(canned)
+    response = JSONResponse(canned, status_code=stub.status, headers={**stub.headers, **headers})
+    return replace(outcome, images=tuple(url for url in urls if url in text), response=response)
+
+
+# Not yet in /openapi.json, whose text documents the seed document's routes.
+ROUTES: tuple[RouteSpec, ...] = (
+    api_route(
+        GENERATIONS,
+        "POST",
+        api(generate_images),
+        "arkCreateImages",
+        "invalid_api_key",
+        "rate_limit_exceeded",
+        *BODY,
+        "missing_required_parameter",
+        "invalid_value",
+        "model_not_found",
+        "stub_error",
+        "server_busy",
+        "server_error",
+    ),
+)
+ROUTES = tuple(replace(spec, documented=False) for spec in ROUTES)
+
+DIALECT = Dialect("ark", PREFIX, ROUTES, envelope)
