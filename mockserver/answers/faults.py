@@ -16,7 +16,7 @@ from mockserver.answers.matching import Match, match_json
 from mockserver.contract.schemas import read_data_file
 from mockserver.errors import ConfigError
 
-Action = Literal["error", "answer", "partial", "malformed", "disconnect"]
+Action = Literal["error", "answer", "partial", "malformed", "disconnect", "filtered"]
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from mockserver.web.routes import BODY, RouteSpec, api_route
 
 PREFIX = "/api/v3/"
 GENERATIONS = PREFIX + "images/generations"
+FILTERED = "OutputImageSensitiveContentDetected"  # Ark's code of an image withheld as sensitive
 
 
 def envelope(error: ApiError, kind: ErrorKind, message: str, request_id: str) -> dict[str, Any]:
@@ -112,17 +113,28 @@ async def answer(
         values = {"base": base, "created": mock.config.created_at(), "data": made}
         if plan.stub is not None and plan.stub.fault is None:
             return stub_answer(outcome, generation, urls, headers, values)
+    filtered = fault is not None and fault.action == "filtered"
+    if filtered and made:
+        made[0] = withheld(outcome.answer_id)
     payload = {
         "model": generation.model,
         "created": values["created"],
         "data": made,
-        "usage": usage(generation, len(made)),
+        "usage": usage(generation, len(made) - filtered),
     }
     response: Response = JSONResponse(payload, headers=headers)
     if fault is not None and fault.action == "malformed":
         text = json.dumps(payload)
         response = Response(text[: len(text) // 2], media_type="application/json", headers=headers)
-    return replace(outcome, images=tuple(urls[: plan.count]), response=response)
+    images = urls[1 if filtered else 0 : plan.count]
+    return replace(outcome, images=tuple(images), response=response)
+
+
+def withheld(request_id: str) -> dict[str, Any]:
+    """The place of an image the `image_filtered` fault withheld: Ark's per-image error, the
+    batch going on without it."""
+    message = f"The generated image may contain sensitive content. Request id: {request_id}"
+    return {"error": {"code": FILTERED, "message": message}}
 
 
 async def data(
@@ -156,8 +168,11 @@ def streamed(
     plan = outcome.plan
     assert plan is not None
     image_specs = specs(generation, plan.count)
+    filtered = plan.fault is not None and plan.fault.action == "filtered"
 
     async def image(index: int) -> dict[str, Any]:
+        if filtered and index == 0:
+            return withheld(outcome.answer_id)
         made = await data(mock, generation, 1, urls[index : index + 1], image_specs[index])
         return made[0]
 
@@ -168,11 +183,12 @@ def streamed(
         plan.delay_ms / 1000,
         image,
         common,
-        usage(generation, plan.count),
+        usage(generation, plan.count - filtered),
     )
     cut = plan.fault is not None and plan.fault.action == "disconnect"
     response = ark_stream.EventStream(stream, headers, cut=cut)
-    return replace(outcome, images=tuple(urls[: plan.count]), response=response)
+    images = urls[1 if filtered else 0 : plan.count]
+    return replace(outcome, images=tuple(images), response=response)
 
 
 def usage(generation: ArkGeneration, count: int) -> dict[str, int]:

@@ -1,5 +1,6 @@
 """Ark's answer as Server-Sent Events (`stream: true`): for each image, as soon as it is
-ready, `event: image_generation.partial_succeeded` with one `data:` JSON line; then
+ready, `event: image_generation.partial_succeeded` with one `data:` JSON line (or
+`image_generation.partial_failed` with its `error`, for an image withheld); then
 `image_generation.completed` with the usage, then `data: [DONE]`. The plan's delay is
 waited before each image, so a client sees the first image before the last is made; with
 the `disconnect` fault the connection is closed after the first event."""
@@ -16,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 from mockserver.web.connection import DroppedConnection, pause
 
 SUCCEEDED = "image_generation.partial_succeeded"
+FAILED = "image_generation.partial_failed"  # an image withheld while the others go on
 COMPLETED = "image_generation.completed"
 DONE = b"data: [DONE]\n\n"
 
@@ -65,6 +67,7 @@ async def events(
         if delay_s and not await pause(scope, delay_s):
             return
         fields = await image(index)
-        yield event(SUCCEEDED, {**common, "image_index": index, **fields})
+        kind = FAILED if "error" in fields else SUCCEEDED
+        yield event(kind, {**common, "image_index": index, **fields})
     yield event(COMPLETED, {**common, "usage": usage})
     yield DONE

@@ -209,18 +209,27 @@ async def answer(request: Request, mock: MockState, asking: Asking, outcome: Out
     ]
     base = mock.config.public_url or base_url(request)
     urls = [base + mock.signer.path(spec) for spec in specs]
+    filtered = fault is not None and fault.action == "filtered"
+    if filtered and plan.count <= 1:
+        raise refused(withheld(headers), outcome)
     with carrying(outcome):
         if plan.stub is not None and plan.stub.fault is None:
             return await stub_answer(mock, outcome, generation, urls, headers, base)
-        payload = {
-            "created": mock.config.created_at(),
-            "data": await data(mock, generation, plan, urls),
-        }
+        made = await data(mock, generation, plan, urls)
+        payload = {"created": mock.config.created_at(), "data": made[1:] if filtered else made}
     response: Response = JSONResponse(payload, headers=headers)
     if fault is not None and fault.action == "malformed":
         text = json.dumps(payload)
         response = Response(text[: len(text) // 2], media_type="application/json", headers=headers)
-    return replace(outcome, images=tuple(urls[: plan.count]), response=response)
+    images = urls[1 if filtered else 0 : plan.count]
+    return replace(outcome, images=tuple(images), response=response)
+
+
+def withheld(headers: dict[str, str]) -> ApiError:
+    """The `image_filtered` fault when it leaves no image: the shape has no per-image error,
+    so a gateway passing the upstream's answer on can only refuse the request."""
+    detail = "the only image made was withheld as sensitive output"
+    return ApiError("content_policy_violation", headers=headers, detail=detail)
 
 
 def injected(fault: Fault, plan: Plan, headers: dict[str, str]) -> ApiError:
