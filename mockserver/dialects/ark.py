@@ -19,6 +19,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from mockserver.answers.faults import Fault
 from mockserver.answers.images import ImageSpec, render_spec
 from mockserver.answers.plan import Asked
 from mockserver.dialects import ark_stream
@@ -112,7 +113,7 @@ async def answer(
         made = await data(mock, generation, plan.count, urls)
         values = {"base": base, "created": mock.config.created_at(), "data": made}
         if plan.stub is not None and plan.stub.fault is None:
-            return stub_answer(outcome, generation, urls, headers, values)
+            return stub_answer(request, outcome, generation, urls, headers, values)
     filtered = fault is not None and fault.action == "filtered"
     if filtered and made:
         made[0] = withheld(outcome.answer_id)
@@ -184,11 +185,19 @@ def streamed(
         image,
         common,
         usage(generation, plan.count - filtered),
+        urls,
     )
-    cut = plan.fault is not None and plan.fault.action == "disconnect"
-    response = ark_stream.EventStream(stream, headers, cut=cut)
+    response = ark_stream.EventStream(stream, headers, stream_fault(plan.fault))
     images = urls[1 if filtered else 0 : plan.count]
     return replace(outcome, images=tuple(images), response=response)
+
+
+def stream_fault(fault: Fault | None) -> ark_stream.Fault:
+    """What a fault does to a stream: `disconnect` and `malformed` their own; `partial`
+    (fewer images) and `image_filtered` (a `partial_failed` event) are in its events."""
+    if fault is not None and fault.action in ("disconnect", "malformed"):
+        return "disconnect" if fault.action == "disconnect" else "malformed"
+    return None
 
 
 def usage(generation: ArkGeneration, count: int) -> dict[str, int]:
@@ -197,19 +206,57 @@ def usage(generation: ArkGeneration, count: int) -> dict[str, int]:
 
 
 def stub_answer(
+    request: Request,
     outcome: Outcome,
     generation: ArkGeneration,
     urls: list[str],
     headers: Mapping[str, str],
     values: dict[str, Any],
 ) -> Outcome:
-    """A stub's canned answer, its placeholders filled in from the request."""
+    """A stub's canned answer, its placeholders filled in from the request: a stream, if
+    the request asked for one and the answer is a success with a `data` array."""
     stub = outcome.plan.stub if outcome.plan is not None else None
     assert stub is not None
     canned = stub.render({**values, "prompt": generation.prompt, "model": generation.model}, urls)
     text = json.dumps(canned)
-    response = JSONResponse(canned, status_code=stub.status, headers={**stub.headers, **headers})
-    return replace(outcome, images=tuple(url for url in urls if url in text), response=response)
+    images = tuple(url for url in urls if url in text)
+    all_headers = {**stub.headers, **headers}
+    items = canned.get("data") if isinstance(canned, dict) else None
+    response: Response
+    if generation.stream and stub.status < 300 and isinstance(items, list):
+        response = stub_stream(request, outcome, generation, canned, items, all_headers)
+    else:
+        response = JSONResponse(canned, status_code=stub.status, headers=all_headers)
+    return replace(outcome, images=images, response=response)
+
+
+def stub_stream(
+    request: Request,
+    outcome: Outcome,
+    generation: ArkGeneration,
+    canned: dict[str, Any],
+    items: list[Any],
+    headers: dict[str, str],
+) -> Response:
+    """A stub's canned answer to a streamed request, as the stream Ark would send: an event
+    for each item of its `data` (`partial_failed` for one with `error`), then `completed`
+    with its `usage` (else the usage of its images), each after the stub's delay."""
+    plan = outcome.plan
+    assert plan is not None
+    made = [item if isinstance(item, dict) else {"value": item} for item in items]
+    urls = [item["url"] if isinstance(item.get("url"), str) else "" for item in made]
+
+    async def image(index: int) -> dict[str, Any]:
+        return made[index]
+
+    succeeded = sum("error" not in item for item in made)
+    counted = canned.get("usage", usage(generation, succeeded))
+    common: dict[str, Any] = {key: canned[key] for key in ("model", "created") if key in canned}
+    stream = ark_stream.events(
+        request.scope, len(made), plan.delay_ms / 1000, image, common, counted, urls
+    )
+    status = plan.stub.status if plan.stub is not None else 200
+    return ark_stream.EventStream(stream, headers, status=status)
 
 
 # Not yet in /openapi.json, whose text documents the seed document's routes.

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mockserver.contract.sessions import DEFAULT_SESSION
+from mockserver.record.streamed import STREAM_ENDINGS
 
 if TYPE_CHECKING:
     from mockserver.record.outcome import Outcome
@@ -36,6 +37,9 @@ FAULT_SOURCES = ("header", "queue", "stub", "chaos")
 # the mock does not know, by the kind `other` counts them under.
 LISTED = ("errors", "faults", "stubs", "fields", "models", "pairs", "warnings")
 UNKNOWN = {"unknown_fields": "fields", "unknown_models": "models"}
+# Streamed answers by how they ended (every ending listed), and their events by kind: in a
+# report only once a stream was counted.
+STREAMS = ("streams", "stream_events")
 
 
 def pair_name(ratio: str, resolution: str) -> str:
@@ -60,6 +64,8 @@ class Tally:
     warnings: tuple[str, ...] = ()  # the codes
     pair: str | None = None  # the ratio x resolution of a valid request without a size
     unmatched: bool = False  # a valid generation request neither a stub nor a fault answered
+    stream: str | None = None  # how a streamed answer ended (`STREAM_ENDINGS`)
+    stream_events: tuple[str, ...] = ()  # the kinds of its events, in order
 
 
 def tally(outcome: Outcome) -> Tally:
@@ -81,6 +87,8 @@ def tally(outcome: Outcome) -> Tally:
         warnings=tuple(warning.code for warning in outcome.warnings),
         pair=outcome.pair,
         unmatched=outcome.unmatched,
+        stream=None if outcome.stream is None else outcome.stream.ending(outcome.ending),
+        stream_events=() if outcome.stream is None else outcome.stream.kinds,
     )
 
 
@@ -91,7 +99,8 @@ class Counts:
         self.since = time.time()
         self.requests = 0
         self.maps: dict[str, Counter[str]] = {
-            name: Counter() for name in ("outcomes", "statuses", "fault_sources", *LISTED, *UNKNOWN)
+            name: Counter()
+            for name in ("outcomes", "statuses", "fault_sources", *LISTED, *UNKNOWN, *STREAMS)
         }
         self.other: Counter[str] = Counter()
         self.unmatched = 0
@@ -129,6 +138,9 @@ class Counts:
                     self._unknown("unknown_models", model)
         if counted.pair:
             maps["pairs"][counted.pair] += 1
+        if counted.stream:
+            maps["streams"][counted.stream] += 1
+            maps["stream_events"].update(counted.stream_events)
         if counted.unmatched:
             self.unmatched += 1
             prompt = body.get("prompt") if type(body) is dict else None
@@ -276,6 +288,9 @@ class Coverage:
             report[kind] = _listed(names, maps[kind])
         for kind in UNKNOWN:
             report[kind] = dict(sorted(maps[kind].items()))
+        if maps["streams"]:  # only Ark's route streams: a /v1 mock's report stays as it was
+            report["streams"] = {name: maps["streams"][name] for name in STREAM_ENDINGS}
+            report["stream_events"] = dict(sorted(maps["stream_events"].items()))
         report["unmatched"] = unmatched
         report["unmatched_requests"] = named
         report["other"] = {kind: other.get(kind, 0) for kind in UNKNOWN.values()}
@@ -311,8 +326,10 @@ def merge(first: Mapping[str, Any] | None, second: Mapping[str, Any]) -> dict[st
             -UNMATCHED_LIMIT:
         ],
     }
-    for kind in ("outcomes", "statuses", "fault_sources", *LISTED, *UNKNOWN, "other"):
-        a, b = first[kind], second[kind]
+    for kind in ("outcomes", "statuses", "fault_sources", *LISTED, *UNKNOWN, "other", *STREAMS):
+        if kind in STREAMS and kind not in first and kind not in second:
+            continue  # a report without streams has none of their counts
+        a, b = first.get(kind, {}), second.get(kind, {})
         merged[kind] = {name: a.get(name, 0) + b.get(name, 0) for name in {**a, **b}}
     merged["totals"] = totals(merged)
     return merged

@@ -115,6 +115,10 @@ class RequestRecord:
     client_request_id: str | None = None
     # The client's X-Mock-Session, "default" without one (see `mockserver.contract.sessions`).
     session: str = "default"
+    # A streamed answer's digest (`mockserver.record.streamed`): how many `events`, their
+    # `types` (counted) and `order`, the `images` they carried, whether the end marker went
+    # out (`done`), and its `ending`: "read_to_end", "client_left" or "cut".
+    stream: Mapping[str, Any] | None = None
 
     @property
     def model(self) -> Any:
@@ -137,6 +141,8 @@ class RequestRecord:
         data["images"] = list(self.images)
         data["warnings"] = [asdict(w) for w in self.warnings]
         data["cut"] = list(self.cut)
+        if self.stream is None:  # a record of an answer not streamed has no `stream`
+            del data["stream"]
         return data
 
 
@@ -190,6 +196,7 @@ def record_of(outcome: Outcome) -> RequestRecord:
         request_id=outcome.answer_id,
         client_request_id=client_request_id(headers),
         session=arrival.session,
+        stream=None if outcome.stream is None else outcome.stream.to_json(outcome.ending),
     )
 
 
@@ -388,6 +395,9 @@ def _texts(record: RequestRecord, changes: dict[str, Any]) -> int:
             changes["exception"] = clip(record.exception, TRACEBACK_LIMIT)
         size += STR_BYTES + min(len(record.exception), 2 * TRACEBACK_LIMIT)
     size += len(record.request_id or "") + len(record.client_request_id or "")
+    if record.stream is not None:  # bounded: EVENT_LIMIT kinds, an image's URL per event
+        order, images = record.stream["order"], record.stream["images"]
+        size += DICT_BYTES + (STR_BYTES + 40) * len(order) + sum(map(len, images))
     return size + len(record.stub or "") + len(record.fault or "")
 
 

@@ -26,6 +26,7 @@ from mockserver.contract.sessions import DEFAULT_SESSION
 from mockserver.contract.validation import ContractWarning
 from mockserver.errors import ApiError
 from mockserver.record.journal import Epoch
+from mockserver.record.streamed import StreamDigest
 
 if TYPE_CHECKING:
     from starlette.responses import Response
@@ -93,6 +94,8 @@ class Outcome:
     mock_verdict: Mapping[str, Any] | None = None
     drift: str | None = None
     recorded: Mapping[str, Any] | None = None
+    # A streamed answer: what it has sent so far (its stream updates it as events go out).
+    stream: StreamDigest | None = None
     # Completed by the request path once the answer is out.
     status: int | None = None  # None: no answer reached the client
     request_id: str | None = None  # the answer's own (a stub's, the upstream's); else None

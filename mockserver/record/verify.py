@@ -160,17 +160,37 @@ def assert_requested(
     raise AssertionError("\n".join(lines))
 
 
+def _left_stream(record: RequestRecord) -> bool:
+    """A streamed answer its client left before the end, unasked: code that gives up on a
+    stream part-way (a fault or a stub may make it, on purpose)."""
+    stream = record.stream
+    return (
+        stream is not None
+        and stream.get("ending") == "client_left"
+        and record.fault is None
+        and record.stub is None
+    )
+
+
 def problems(records: Sequence[RequestRecord], expected_errors: Collection[str]) -> list[str]:
     """Each request with a warning, an error the test did not expect, or a fault of the mock.
 
     A request marked with drift (proxy mode, `--upstream`) is one too, with the drift's message.
     A request whose client left before its answer (`outcome` "client_disconnected") is none
-    of the test's problems, unless the mock failed on it: its client saw no answer to check.
+    of the test's problems, unless the mock failed on it: its client saw no answer to check;
+    but a streamed answer whose client left after some of its events is, unless a fault or
+    a stub answered it: the client saw part of it, and gave up.
     """
     found = []
     for record in records:
         if record.exception:
             found.append(f"{_describe(record)}: the mock failed:\n{record.exception}")
+        elif _left_stream(record):
+            assert record.stream is not None
+            found.append(
+                f"{_describe(record)}: the client left its streamed answer after "
+                f"{record.stream['events']} event(s) {record.stream['order']}, before its end"
+            )
         elif record.outcome == "client_disconnected":
             continue
         elif (
