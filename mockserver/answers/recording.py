@@ -30,6 +30,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,12 @@ def slug(text: str, length: int = SLUG_LENGTH) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:length].strip("-")
 
 
-def matched_fields(body: dict[str, Any]) -> dict[str, Any]:
-    return {name: body[name] for name in MATCHED if name in body}
+def matched_fields(body: dict[str, Any], fields: Sequence[str] = MATCHED) -> dict[str, Any]:
+    """The fields a recorded stub matches on: an object is left out, as a matcher that is
+    an object is a regex (Ark's `sequential_image_generation_options`)."""
+    return {
+        name: body[name] for name in fields if name in body and not isinstance(body[name], dict)
+    }
 
 
 def file_name(match: dict[str, Any]) -> str:
@@ -86,11 +91,14 @@ class Recorder:
         if mode != "none":
             directory.mkdir(parents=True, exist_ok=True)
 
-    async def record(self, body: dict[str, Any], got: UpstreamAnswer) -> dict[str, Any] | None:
-        """Write the stub file of `got`, the answer to `body`; what the journal notes of it."""
+    async def record(
+        self, body: dict[str, Any], got: UpstreamAnswer, fields: Sequence[str] = MATCHED
+    ) -> dict[str, Any] | None:
+        """Write the stub file of `got`, the answer to `body` (matching its `fields`: a
+        dialect's own); what the journal notes of it."""
         if self.mode == "none":
             return None
-        match = matched_fields(body)
+        match = matched_fields(body, fields)
         name = file_name(match)
         path = self.directory / name
         if self.mode == "new" and path.exists():

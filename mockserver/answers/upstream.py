@@ -8,7 +8,7 @@ is never made without `--upstream`: httpx is imported in this module's functions
 
 A verdict is `(status, code, param)`: the mock's is (200, None, None) for a request it would
 answer, else its error's; the upstream's is its status and the `code` and `param` of its
-OpenAI error envelope, None where it has none. They disagree (`drift`) when:
+error envelope (OpenAI's or Ark's), None where it has none. They disagree (`drift`) when:
 
 - the mock accepts and the upstream refuses (a 4xx other than 408 and 429): `upstream_refuses`,
   the tests pass against the mock and production fails;
@@ -41,6 +41,7 @@ PASSED_PREFIX = "x-ratelimit-"
 MAX_CONNECTIONS = 32
 MIB = 1024 * 1024
 TRANSIENT = frozenset({408, 429})
+EVENT_STREAM = "text/event-stream"  # a streamed answer (Ark's `stream: true`), not JSON
 
 Verdict = tuple[int, str | None, str | None]
 ACCEPTED: Verdict = (200, None, None)
@@ -252,6 +253,8 @@ def _answer(
     if not 200 <= status <= 599:  # not an answer to hand on: the client could not take it
         raise ApiError("bad_gateway", detail=f"the upstream answered status {status}")
     body = without(body, secrets)
+    if response.headers.get("content-type", "").startswith(EVENT_STREAM):
+        return _answered(response, body, None, elapsed_ms, secrets)  # a streamed answer
     try:
         payload = json.loads(body)
     except RecursionError:
@@ -263,7 +266,17 @@ def _answer(
         raise ApiError(
             "bad_gateway", detail=f"the upstream answered {status} that is not JSON ({kind})"
         ) from None
+    return _answered(response, body, payload, elapsed_ms, secrets)
+
+
+def _answered(
+    response: httpx.Response, body: bytes, payload: Any, elapsed_ms: float, secrets: list[str]
+) -> UpstreamAnswer:
     headers = {k: without_in(v, secrets) for k, v in passed_headers(response.headers).items()}
     return UpstreamAnswer(
-        status=status, headers=headers, content=body, payload=payload, elapsed_ms=elapsed_ms
+        status=response.status_code,
+        headers=headers,
+        content=body,
+        payload=payload,
+        elapsed_ms=elapsed_ms,
     )

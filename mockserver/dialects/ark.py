@@ -13,7 +13,7 @@ import base64
 import functools
 import json
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from starlette.requests import Request
@@ -54,31 +54,71 @@ def envelope(error: ApiError, kind: ErrorKind, message: str, request_id: str) ->
     return {"error": {**body, "type": kind_type}}
 
 
-async def asked(request: Request, mock: MockState) -> tuple[dict[str, Any], ArkGeneration, Asked]:
-    """The checks of a request in their one order, then Ark's rules; what it asks the plan."""
-    begin = begun(request.scope)
+@dataclass(frozen=True)
+class ArkAsking:
+    """What a request asks, as far as its checks got (`ask`): the first that failed is
+    `refusal`; `local` says it is of the X-Mock-* headers (proxy mode never forwards it)."""
+
+    body: dict[str, Any] | None = None
+    generation: ArkGeneration | None = None
+    fault: Fault | None = None  # X-Mock-Fault
+    latency_ms: float | None = None  # X-Mock-Latency-Ms
+    refusal: ApiError | None = None
+    local: bool = False
+
+
+async def ask(request: Request, mock: MockState, sent: Sent) -> ArkAsking:
+    """The checks of a request in the one order of mock and proxy mode: the key (and
+    --rpm), the X-Mock-* headers, the body, then Ark's rules; they stop at the first that
+    fails."""
     try:
         authenticate(mock, request.headers)
-        fault, latency = mock_headers(mock, request.headers)
-        body = await Sent(request, mock.config.max_body).json_object()
     except ApiError as exc:
-        raise refused(exc, begin) from None
-    with carrying(replace(begin, body=body)):
+        return ArkAsking(refusal=exc)
+    try:
+        fault, latency = mock_headers(mock, request.headers)
+    except ApiError as exc:
+        return ArkAsking(refusal=exc, local=True)
+    try:
+        body = await sent.json_object()
+    except ApiError as exc:
+        return ArkAsking(fault=fault, latency_ms=latency, refusal=exc)
+    try:
         generation = checked(rules(), body)
+    except ApiError as exc:
+        return ArkAsking(body, fault=fault, latency_ms=latency, refusal=exc)
+    return ArkAsking(body, generation, fault, latency)
+
+
+def planned(request: Request, mock: MockState, asking: ArkAsking, outcome: Outcome) -> Outcome:
+    """`outcome` with the plan for a valid request, spending what the plan uses."""
+    generation = asking.generation
+    assert asking.body is not None
+    assert generation is not None
     chaos_delay, chaos_fault = mock.draw_chaos()
-    session = begin.arrival.session
-    plan = Asked(
-        body, request.headers, generation.count, fault, latency, chaos_delay, chaos_fault, session
+    asked = Asked(
+        asking.body,
+        request.headers,
+        generation.count,
+        asking.fault,
+        asking.latency_ms,
+        chaos_delay,
+        chaos_fault,
+        outcome.arrival.session,
     )
-    return body, generation, plan
+    with carrying(outcome):
+        return replace(outcome, plan=mock.plan(asked))
 
 
 async def generate_images(request: Request) -> Outcome:
     mock = mock_of(request)
-    body, generation, asking = await asked(request, mock)
-    outcome = replace(begun(request.scope), body=body)
-    with carrying(outcome):
-        outcome = replace(outcome, plan=mock.plan(asking))
+    asking = await ask(request, mock, Sent(request, mock.config.max_body))
+    outcome = replace(begun(request.scope), body=asking.body)
+    if asking.refusal is not None:
+        raise refused(asking.refusal, outcome)
+    generation = asking.generation
+    assert generation is not None
+    outcome = planned(request, mock, asking, outcome)
     # A stream waits before each image instead (ark_stream).
     if not generation.stream and not await waited(request, outcome):
         return outcome  # the connection went while the answer waited
@@ -259,12 +299,19 @@ def stub_stream(
     return ark_stream.EventStream(stream, headers, status=status)
 
 
+async def proxy_generate_images(request: Request) -> Outcome:
+    """Proxy mode's answer (`ark_proxy`)."""
+    from mockserver.dialects import ark_proxy  # imported here: it builds on this module
+
+    return await ark_proxy.generate_images(request)
+
+
 # Not yet in /openapi.json, whose text documents the seed document's routes.
 ROUTES: tuple[RouteSpec, ...] = (
     api_route(
         GENERATIONS,
         "POST",
-        api(generate_images),
+        api(generate_images, proxy_generate_images),
         "arkCreateImages",
         "invalid_api_key",
         "rate_limit_exceeded",
