@@ -45,6 +45,13 @@ def _case_specs() -> dict[str, dict[str, Any]]:
 
 
 SPECS = _case_specs()
+# The API base of each case's file (`api`, default /v1): conform runs a case against a URL
+# of its API only.
+APIS = {
+    f"{path.stem}::{case['name']}": _read_json(path).get("api", "/v1")
+    for path in sorted(CASE_DIR.glob("*.json"))
+    for case in _read_json(path)["cases"]
+}
 
 
 def _conform(url: str, tmp_path: Path, *args: str) -> tuple[int, dict[str, Any]]:
@@ -113,6 +120,8 @@ def test_the_mock_only_cases_are_skipped(default_mock: MockServer, tmp_path: Pat
             or any(name.startswith("x-mock-") for name in headers)
         ):
             assert entries[case_id]["skipped"] == "mock-only", case_id
+        elif APIS[case_id] != "/v1":
+            assert entries[case_id]["skipped"].startswith("another API: "), case_id
         elif "server" in spec:
             assert entries[case_id]["skipped"].startswith("mock-options"), case_id
     assert entries["faults::rate-limit"]["got"] is None
@@ -471,6 +480,50 @@ def test_a_service_that_does_not_answer_disagrees(tmp_path: Path) -> None:
 )
 def test_case_paths_join_the_base_url(base: str, path: str, url: str) -> None:
     assert cases.join(base, path) == url
+
+
+@pytest.mark.parametrize(
+    ("base", "url"),
+    [
+        ("https://h/api/v3", "https://h/api/v3/images/generations"),
+        ("https://h/api/v3/", "https://h/api/v3/images/generations"),
+        ("https://h/gateway/api/v3", "https://h/gateway/api/v3/images/generations"),
+        ("https://h", "https://h/api/v3/images/generations"),
+    ],
+)
+def test_ark_s_case_paths_join_an_ark_base_url(base: str, url: str) -> None:
+    assert cases.join(base, "/api/v3/images/generations", "/api/v3") == url
+
+
+def test_an_ark_base_url_runs_ark_s_cases_and_agrees_on_every_one(tmp_path: Path) -> None:
+    """Against a mock's Ark route: only Ark's cases run (those of /v1 are another API's),
+    and every one agrees; against its /v1 base, none of them runs."""
+    ark_cases = {case_id for case_id, api in APIS.items() if api == "/api/v3"}
+    with MockServer(ark=True) as mock:
+        code, report = _conform(mock.url + "/api/v3", tmp_path)
+        assert code == 0, [e for e in report["cases"] if e["agree"] is False]
+        ran = _ran(report)
+        wanted = {i for i in ark_cases if not SPECS[i].get("server", {}).keys() - {"ark"}}
+        assert ran == wanted
+        assert len(ran) >= 10
+        assert report["totals"]["agree"] == len(ran)
+        skipped = _by_id(report)
+        assert skipped["size::below-min-pixels"]["skipped"].startswith("another API: /v1")
+        code, plain = _conform(mock.url + "/v1", tmp_path)
+        assert code == 0
+        assert not _ran(plain) & ark_cases
+
+
+def test_ark_s_cases_disagree_with_a_service_that_answers_in_the_openai_shape(
+    tmp_path: Path,
+) -> None:
+    """A mock without Ark's route (404 for it) disagrees on every one of Ark's cases."""
+    with MockServer() as plain:
+        code, report = _conform(plain.url + "/api/v3", tmp_path)
+    assert code == 1
+    ran = _ran(report)
+    assert ran
+    assert _disagreeing(report) == ran
 
 
 def test_the_cases_ship_in_the_wheel() -> None:

@@ -78,7 +78,11 @@ def test_case_ids_are_unique() -> None:
 
 def test_every_catalogue_code_has_a_case() -> None:
     catalogue = set(_read_json(SCHEMAS / "errors.json")["errors"])
-    expected = {case.expect["error"].get("code") for case in CASES if "error" in case.expect}
+    expected = {
+        case.expect["error"].get("code")
+        for case in CASES
+        if "error" in case.expect and case.api == "/v1"
+    }
     # server_error cannot be provoked over HTTP (test_server_error_envelope covers it), nor
     # stub_error, which needs a stub file changed while the mock runs (test_stubs.py), nor
     # server_busy, which needs renders at once (test_resources.py), nor request_timeout, which
@@ -111,6 +115,16 @@ def test_every_ratio_and_resolution_has_a_case() -> None:
             )
     missing = [(r, res) for r, row in table.items() for res in row if (r, res) not in covered]
     assert not missing, f"ratio x resolution pairs without a 200 case: {missing}"
+
+
+def test_ark_s_cases_use_ark_s_codes() -> None:
+    """Ark's cases (api /api/v3) expect the codes Ark answers the mock's errors with."""
+    ark_codes = _read_json(SCHEMAS / "dialects/ark/errors.json")["codes"].values()
+    known = {entry["code"] for entry in ark_codes}
+    ark_cases = [case for case in CASES if case.api == "/api/v3"]
+    assert ark_cases
+    codes = {case.expect["error"]["code"] for case in ark_cases if "error" in case.expect}
+    assert codes <= known, sorted(codes - known)
 
 
 # ------------------------------------------------------------------------------ running a case

@@ -32,8 +32,13 @@ if TYPE_CHECKING:
     import httpx
     from jsonschema import Draft202012Validator
 
-# A case's path when it names none (fixtures/contract.schema.json).
+# A case's path when it names none, and the API base of a case file that names none
+# (fixtures/contract.schema.json).
 GENERATIONS = "/v1/images/generations"
+DEFAULT_API = "/v1"
+# Server options that only add routes, which a real service may have too: conform runs the
+# cases that ask for them.
+ROUTE_OPTIONS = frozenset({"ark"})
 MOCK_ONLY_PATHS = ("/healthz", "/openapi.json")
 MOCK_ONLY_PREFIXES = ("/__admin/", "/images/")
 MOCK_HEADERS = "x-mock-"  # the prefix of the mock's own headers, in requests and answers
@@ -62,6 +67,7 @@ class Case:
     id: str
     spec: Any
     problems: tuple[str, ...] = ()
+    api: str = DEFAULT_API  # the API base its path is under (its file's `api`)
 
     @property
     def request(self) -> Mapping[str, Any]:
@@ -119,6 +125,12 @@ class Case:
         return any(_mock_header(name) for name in _mapping(self.request.get("headers")))
 
     @property
+    def mock_options(self) -> list[str]:
+        """The server options the case needs that change what a mock answers (not those
+        that only add a route)."""
+        return sorted(set(self.server) - ROUTE_OPTIONS)
+
+    @property
     def takes_any_key(self) -> bool:
         """Whether the case succeeds with a key of its own: a mock without api_keys takes any
         key, a real service only its own."""
@@ -159,6 +171,7 @@ def read_case_file(path: Path) -> CaseFile:
             f"{path.stem}::{_mapping(spec).get('name', f'#{index}')}",
             spec,
             tuple(schemas.problems(case_validator, spec)),
+            str(_mapping(data).get("api", DEFAULT_API)),
         )
         for index, spec in enumerate(listed if isinstance(listed, list) else [])
     )
@@ -205,12 +218,13 @@ class Target:
         return url
 
 
-def join(base: str, path: str) -> str:
-    """A case's full path (`/v1/...`) on a base URL, with or without its trailing `/v1`."""
+def join(base: str, path: str, api: str = DEFAULT_API) -> str:
+    """A case's full path (`/v1/...`) on a base URL, with or without its trailing API base
+    (`api`: `/v1`, or `/api/v3` for Ark's cases)."""
     parts = urlsplit(base)
     prefix = parts.path.rstrip("/")
-    if prefix.endswith("/v1"):
-        prefix = prefix[: -len("/v1")]
+    if prefix.endswith(api):
+        prefix = prefix[: -len(api)]
     route, _, query = path.partition("?")
     return urlunsplit((parts.scheme, parts.netloc, prefix + route, query, ""))
 
@@ -265,7 +279,7 @@ def send(client: httpx.Client, target: Target, case: Case) -> Answer:
     import httpx
 
     headers, content = request_parts(case, target.api_key)
-    url = join(target.base_url, case.path)
+    url = join(target.base_url, case.path, case.api)
     try:
         response = client.request(case.method, url, headers=headers, content=content or None)
     except httpx.HTTPError as exc:

@@ -10,7 +10,9 @@ generate images run up to `--max-generations`; cases of the mock's own features 
 Case paths are full paths (`/v1/images/generations`). URL is a base URL as the openai SDK
 takes it (`https://host/v1`, or `https://host/prefix/v1`): a trailing `/v1` is dropped and
 the case path is appended to what is left, so `https://host/prefix/v1` and
-`https://host/prefix` both send a case to `https://host/prefix/v1/images/generations`.
+`https://host/prefix` both send a case to `https://host/prefix/v1/images/generations`. A
+case file may say the API base its paths are under (`api`, Ark's `/api/v3`): a URL ending in
+it runs that file's cases only, the others being another API's (`api_of`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from mockserver.contract.cases import Case, Target, judge, read_cases, send
+from mockserver.contract.cases import DEFAULT_API, Case, Target, judge, read_cases, send
 from mockserver.options import CONFORM, declared
 from mockserver.options import field as option
 from mockserver.paths import contract_dir
@@ -75,15 +77,26 @@ def load_cases(directories: Iterable[Path]) -> list[Entry]:
     return [Entry(case) for case in read_cases(directories)]
 
 
-def plan(entries: Sequence[Entry], max_generations: int) -> None:
-    """Mark the cases not to run, with the reason."""
+def api_of(url: str, entries: Sequence[Entry]) -> str:
+    """The API base `url` stands for: the longest of the cases' that its path ends with,
+    else the default (`https://host/prefix` is `https://host/prefix/v1`)."""
+    path = urlsplit(url).path.rstrip("/")
+    apis = sorted({entry.case.api for entry in entries}, key=len, reverse=True)
+    return next((api for api in apis if path.endswith(api)), DEFAULT_API)
+
+
+def plan(entries: Sequence[Entry], max_generations: int, url: str | None = None) -> None:
+    """Mark the cases not to run, with the reason: with `url`, those of another API too."""
     budget = max_generations
+    api = DEFAULT_API if url is None else api_of(url, entries)
     for entry in entries:
         case = entry.case
         if case.mock_only:
             entry.skipped = "mock-only"
-        elif case.server:
-            entry.skipped = f"mock-options: {', '.join(sorted(case.server))}"
+        elif case.api != api:
+            entry.skipped = f"another API: {case.api} (the URL is of {api})"
+        elif case.mock_options:
+            entry.skipped = f"mock-options: {', '.join(case.mock_options)}"
         elif case.takes_any_key:
             entry.skipped = "mock-only"
         elif case.generates:
@@ -214,7 +227,7 @@ def main(options: Options) -> int:
         if not cases:
             print("jimeng-mock conform: no case matches --select", file=sys.stderr)
             return 2
-    plan(cases, options.max_generations)
+    plan(cases, options.max_generations, options.url)
     run(cases, options, sys.stderr)
     table(cases, sys.stdout)
     if options.report is not None:
