@@ -15,23 +15,12 @@ import httpx
 import pytest
 from volcenginesdkarkruntime import Ark, AsyncArk
 from volcenginesdkarkruntime._exceptions import ArkAPIError
-from volcenginesdkarkruntime.types.images import SequentialImageGenerationOptions
 
 from mockserver import MockServer
 from mockserver.dialects import ark_stream
 from mockserver.record.journal import RequestRecord
+from tests.ark import FILTERED, GENERATIONS, SEEDREAM_40, THREE, WIRE_THREE, client_of
 
-SEEDREAM_40 = "doubao-seedream-4-0-250828"
-GENERATIONS = "/api/v3/images/generations"
-FILTERED = "OutputImageSensitiveContentDetected"
-THREE = {
-    "sequential_image_generation": "auto",
-    "sequential_image_generation_options": SequentialImageGenerationOptions(max_images=3),
-}
-WIRE_THREE = {
-    "sequential_image_generation": "auto",
-    "sequential_image_generation_options": {"max_images": 3},
-}
 STUB = {
     "match": {"body": {"prompt": "a stubbed story"}},
     "response": {
@@ -60,7 +49,7 @@ def mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockServer]:
 @pytest.fixture
 def ark(mock: MockServer) -> Iterator[Ark]:
     mock.reset()
-    client = Ark(base_url=mock.url + "/api/v3", api_key="ark-key", max_retries=0)
+    client = client_of(mock)
     yield client
     client.close()
 

@@ -31,12 +31,11 @@ from mockserver.web.bodies import Sent
 from mockserver.web.connection import DroppedConnection
 from mockserver.web.dialect import Dialect
 from mockserver.web.endpoints import (
-    authenticate,
     base_url,
     injected,
-    mock_headers,
     mock_of,
     plan_headers,
+    prelude,
     waited,
 )
 from mockserver.web.pipeline import api
@@ -68,26 +67,17 @@ class ArkAsking:
 
 
 async def ask(request: Request, mock: MockState, sent: Sent) -> ArkAsking:
-    """The checks of a request in the one order of mock and proxy mode: the key (and
-    --rpm), the X-Mock-* headers, the body, then Ark's rules; they stop at the first that
-    fails."""
+    """The checks of a request: the engine's `prelude` (key, X-Mock-* headers, body), then
+    Ark's rules; they stop at the first that fails."""
+    first = await prelude(request, mock, sent)
+    fault, latency = first.fault, first.latency_ms
+    if first.refusal is not None or first.body is None:
+        return ArkAsking(fault=fault, latency_ms=latency, refusal=first.refusal, local=first.local)
     try:
-        authenticate(mock, request.headers)
+        generation = checked(rules(), first.body)
     except ApiError as exc:
-        return ArkAsking(refusal=exc)
-    try:
-        fault, latency = mock_headers(mock, request.headers)
-    except ApiError as exc:
-        return ArkAsking(refusal=exc, local=True)
-    try:
-        body = await sent.json_object()
-    except ApiError as exc:
-        return ArkAsking(fault=fault, latency_ms=latency, refusal=exc)
-    try:
-        generation = checked(rules(), body)
-    except ApiError as exc:
-        return ArkAsking(body, fault=fault, latency_ms=latency, refusal=exc)
-    return ArkAsking(body, generation, fault, latency)
+        return ArkAsking(first.body, fault=fault, latency_ms=latency, refusal=exc)
+    return ArkAsking(first.body, generation, fault, latency)
 
 
 def planned(request: Request, mock: MockState, asking: ArkAsking, outcome: Outcome) -> Outcome:

@@ -107,23 +107,48 @@ class Asking:
         return replace(begun, body=self.body, warnings=self.warnings, pair=self.pair)
 
 
-async def ask(request: Request, mock: MockState, sent: Sent) -> Asking:
-    """The checks of a generation request, in the one order of mock and proxy mode: the
-    key (and --rpm), the X-Mock-* headers, the body, the contract; they stop at the first
+@dataclass(frozen=True)
+class Prelude:
+    """What the checks every dialect's generation request passes first found (`prelude`):
+    the body and the X-Mock-* headers, or the first refusal (`local`: of those headers)."""
+
+    body: dict[str, Any] | None = None
+    fault: Fault | None = None
+    latency_ms: float | None = None
+    refusal: ApiError | None = None
+    local: bool = False
+
+
+async def prelude(request: Request, mock: MockState, sent: Sent) -> Prelude:
+    """The checks before a dialect's own, in the one order of every dialect, mock and proxy
+    mode alike: the key (and --rpm), the X-Mock-* headers, the body; they stop at the first
     that fails, so a request refused for its key has no body read."""
     try:
         authenticate(mock, request.headers)
     except ApiError as exc:
-        return Asking(refusal=exc)
+        return Prelude(refusal=exc)
     try:
         fault, latency = mock_headers(mock, request.headers)
     except ApiError as exc:
-        return Asking(refusal=exc, local=True)
+        return Prelude(refusal=exc, local=True)
     try:
         body = await sent.json_object()
     except ApiError as exc:
-        return Asking(fault=fault, latency_ms=latency, refusal=exc)
-    return by_contract(mock, body, fault, latency)
+        return Prelude(fault=fault, latency_ms=latency, refusal=exc)
+    return Prelude(body, fault, latency)
+
+
+async def ask(request: Request, mock: MockState, sent: Sent) -> Asking:
+    """The checks of a generation request: the `prelude`, then the contract."""
+    first = await prelude(request, mock, sent)
+    if first.refusal is not None or first.body is None:
+        return Asking(
+            fault=first.fault,
+            latency_ms=first.latency_ms,
+            refusal=first.refusal,
+            local=first.local,
+        )
+    return by_contract(mock, first.body, first.fault, first.latency_ms)
 
 
 def by_contract(
